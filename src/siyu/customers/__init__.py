@@ -1,0 +1,1 @@
+"""Customer profiles, identities, identity resolution and merges, rollups, timeline."""

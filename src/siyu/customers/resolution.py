@@ -1,0 +1,243 @@
+"""Identity resolution for a batch of events: which customer is each event about?
+
+Rules (see docs/adr/0002-identity-resolution.md):
+- an identity belongs to exactly one customer in a workspace;
+- strong identities decide: an event whose strong identities belong to two or more customers merges
+  them, the oldest (smallest id: created first) surviving;
+- an event without any owned strong identity but with weak identities owned by exactly one customer is
+  attributed to that customer; if it carries strong identities nobody owns yet, a new profile is created
+  and each weak match is kept as a link for an operator to confirm;
+- unknown identities of the event are attached to the resolved customer.
+New profiles get negative temporary refs until `flush` inserts them in bulk.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from siyu.customers.identities import IdentityKey, ResolvedIdentity
+from siyu.customers.models import Customer, Identity, IdentityLink
+from siyu.kit import clock
+from siyu.workspaces.service import WorkspaceContext
+
+CHUNK = 500
+
+
+@dataclass
+class NewProfile:
+    ref: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    traits: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
+
+
+class BatchResolver:
+    def __init__(self, session: Session, ctx: WorkspaceContext, actor: str = "ingest") -> None:
+        self.session = session
+        self.ctx = ctx
+        self.actor = actor
+        self.owner: dict[IdentityKey, int] = {}
+        self.alias: dict[int, int] = {}
+        self.new_profiles: dict[int, NewProfile] = {}
+        self.new_identities: dict[IdentityKey, tuple[int, bool]] = {}
+        self.weak_links: set[tuple[int, int, IdentityKey]] = set()
+        self.merges: list[tuple[int, int]] = []
+        self.existing_traits: defaultdict[int, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
+        self._next_temp = -1
+
+    # -- loading -------------------------------------------------------------------------------
+    def preload(self, identity_lists: list[list[ResolvedIdentity]]) -> None:
+        keys = {ident.key for idents in identity_lists for ident in idents}
+        values = sorted({k.value for k in keys})
+        table = Identity.__table__
+        for start in range(0, len(values), CHUNK):
+            chunk = values[start:start + CHUNK]
+            rows = self.session.execute(
+                select(table.c.type, table.c.namespace, table.c.value, table.c.customer_id)
+                .where(table.c.workspace_id == self.ctx.id, table.c.value.in_(chunk)))
+            for type_, namespace, value, customer_id in rows:
+                key = IdentityKey(type_, namespace, value)
+                if key in keys:
+                    self.owner[key] = customer_id
+
+    # -- resolving -----------------------------------------------------------------------------
+    def canonical(self, ref: int) -> int:
+        while ref in self.alias:
+            ref = self.alias[ref]
+        return ref
+
+    def resolve(self, identities: list[ResolvedIdentity], occurred_at: datetime) -> int:
+        strong_owners = self._owners(i for i in identities if i.strong)
+        weak_owners = self._owners(i for i in identities if not i.strong)
+        has_strong = any(i.strong for i in identities)
+        if strong_owners:
+            target = self._merge_all(strong_owners)
+        elif len(weak_owners) == 1 and not self._has_unowned_strong(identities):
+            target = next(iter(weak_owners))
+        else:
+            target = self._new_profile(occurred_at)
+        for identity in identities:
+            current = self.owner.get(identity.key)
+            if current is None:
+                self.owner[identity.key] = target
+                self.new_identities[identity.key] = (target, identity.verified)
+            elif self.canonical(current) != target and not identity.strong:
+                self.weak_links.add((target, self.canonical(current), identity.key))
+        if not has_strong and len(weak_owners) > 1:
+            for other in weak_owners - {target}:
+                self.weak_links.add((target, other, identities[0].key))
+        self._touch(target, occurred_at)
+        return target
+
+    def _owners(self, identities: Any) -> set[int]:
+        owners = set()
+        for identity in identities:
+            owner = self.owner.get(identity.key)
+            if owner is not None:
+                owners.add(self.canonical(owner))
+        return owners
+
+    def _has_unowned_strong(self, identities: list[ResolvedIdentity]) -> bool:
+        return any(i.strong and i.key not in self.owner for i in identities)
+
+    def _new_profile(self, occurred_at: datetime) -> int:
+        ref = self._next_temp
+        self._next_temp -= 1
+        self.new_profiles[ref] = NewProfile(ref, occurred_at, occurred_at)
+        return ref
+
+    def _touch(self, ref: int, occurred_at: datetime) -> None:
+        profile = self.new_profiles.get(ref)
+        if profile is not None:
+            profile.first_seen_at = min(profile.first_seen_at, occurred_at)
+            profile.last_seen_at = max(profile.last_seen_at, occurred_at)
+
+    def _merge_all(self, owners: set[int]) -> int:
+        """Merge every owner into the oldest: stored profiles before new ones, then by id."""
+        existing = sorted(r for r in owners if r > 0)
+        new = sorted((r for r in owners if r < 0), reverse=True)  # -1 was created before -2
+        ordered = existing + new
+        survivor = ordered[0]
+        for absorbed in ordered[1:]:
+            self._merge(survivor, absorbed)
+        return survivor
+
+    def _merge(self, survivor: int, absorbed: int) -> None:
+        from siyu.customers.service import merge_customers
+
+        if absorbed > 0:
+            merge_customers(self.session, self.ctx, survivor, absorbed, reason="shared strong identity",
+                            actor=self.actor)
+            self.merges.append((survivor, absorbed))
+        else:
+            profile = self.new_profiles.pop(absorbed)
+            self._touch(survivor, profile.first_seen_at)
+            self._touch(survivor, profile.last_seen_at)
+            self.add_traits(survivor, profile.traits)
+        self.alias[absorbed] = survivor
+
+    def add_traits(self, ref: int, traits: list[tuple[datetime, dict[str, Any]]]) -> None:
+        if ref < 0:
+            self.new_profiles[self.canonical(ref)].traits.extend(traits)
+        else:
+            self.existing_traits[ref].extend(traits)
+
+    # -- writing -------------------------------------------------------------------------------
+    def flush(self) -> dict[int, int]:
+        """Insert new profiles, identities and links; returns temp ref → customer id."""
+        real = self._insert_new_profiles()
+        self._insert_identities(real)
+        self._insert_links(real)
+        self._apply_existing_traits()
+        return real
+
+    def final_id(self, ref: int, real: dict[int, int]) -> int:
+        ref = self.canonical(ref)
+        return real[ref] if ref < 0 else ref
+
+    def _insert_new_profiles(self) -> dict[int, int]:
+        from siyu.customers.service import profile_from_traits
+
+        profiles = sorted(self.new_profiles.values(), key=lambda p: -p.ref)
+        if not profiles:
+            return {}
+        now = clock.now()
+        phone_of, email_of = self._contact_identities()
+        rows = []
+        for profile in profiles:
+            fields, traits_at = profile_from_traits(profile.traits)
+            fields.setdefault("phone", phone_of.get(profile.ref))
+            fields.setdefault("email", email_of.get(profile.ref))
+            rows.append({"workspace_id": self.ctx.id, "name": None, "gender": None, "birthday": None,
+                         "city": None, "province": None, "acquisition_channel": None, "attributes": {},
+                         **fields, "first_seen_at": profile.first_seen_at, "last_seen_at": profile.last_seen_at,
+                         "profile_updated_at": traits_at, "created_at": now, "updated_at": now})
+        ids = self.session.execute(insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                                   rows).scalars().all()
+        return {profile.ref: customer_id for profile, customer_id in zip(profiles, ids, strict=True)}
+
+    def _contact_identities(self) -> tuple[dict[int, str], dict[int, str]]:
+        phone_of: dict[int, str] = {}
+        email_of: dict[int, str] = {}
+        for key, (ref, _verified) in self.new_identities.items():
+            target = self.canonical(ref)
+            if key.type == "phone":
+                phone_of.setdefault(target, key.value)
+            elif key.type == "email":
+                email_of.setdefault(target, key.value)
+        return phone_of, email_of
+
+    def _insert_identities(self, real: dict[int, int]) -> None:
+        if not self.new_identities:
+            return
+        now = clock.now()
+        rows = [{"workspace_id": self.ctx.id, "customer_id": self.final_id(ref, real), "type": key.type,
+                 "namespace": key.namespace, "value": key.value, "verified": verified, "created_at": now}
+                for key, (ref, verified) in self.new_identities.items()]
+        dialect = self.session.get_bind().dialect.name
+        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+        self.session.execute(insert_fn(Identity).on_conflict_do_nothing(), rows)
+
+    def _insert_links(self, real: dict[int, int]) -> None:
+        now = clock.now()
+        rows = []
+        for a, b, key in self.weak_links:
+            first, second = self.final_id(a, real), self.final_id(b, real)
+            if first != second:
+                rows.append({"workspace_id": self.ctx.id, "customer_id": first, "other_customer_id": second,
+                             "identity_type": key.type, "identity_value": key.value, "status": "pending",
+                             "created_at": now})
+        if rows:
+            dialect = self.session.get_bind().dialect.name
+            insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+            self.session.execute(insert_fn(IdentityLink).on_conflict_do_nothing(), rows)
+
+    def _apply_existing_traits(self) -> None:
+        from siyu.customers.service import apply_traits
+
+        for ref, traits in self.existing_traits.items():
+            customer_id = self.canonical(ref)
+            for occurred_at, values in sorted(traits, key=lambda t: t[0]):
+                apply_traits(self.session, self.ctx.id, customer_id, values, occurred_at)
+
+
+def existing_keys(session: Session, workspace_id: int, keys: list[IdentityKey]) -> dict[IdentityKey, int]:
+    """Owners of the given identity keys (used by lookups outside ingestion)."""
+    found: dict[IdentityKey, int] = {}
+    table = Identity.__table__
+    for start in range(0, len(keys), CHUNK):
+        chunk = [(k.type, k.namespace, k.value) for k in keys[start:start + CHUNK]]
+        rows = session.execute(select(table.c.type, table.c.namespace, table.c.value, table.c.customer_id)
+                               .where(table.c.workspace_id == workspace_id,
+                                      tuple_(table.c.type, table.c.namespace, table.c.value).in_(chunk)))
+        for type_, namespace, value, customer_id in rows:
+            found[IdentityKey(type_, namespace, value)] = customer_id
+    return found

@@ -1,0 +1,1 @@
+"""The event catalogue, ingestion (API, import), orders and refunds."""

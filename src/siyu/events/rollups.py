@@ -1,0 +1,185 @@
+"""Per-customer rollups: kept by deltas on ingest, recomputed from the records after refunds and merges."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from siyu.events.models import CustomerCategoryStat, CustomerRollup, Event, Order, OrderItem
+from siyu.events.catalog import INTERACTION_TYPES
+
+CHUNK = 500
+
+
+@dataclass
+class RollupDelta:
+    events_count: int = 0
+    orders_count: int = 0
+    total_spend_fen: int = 0
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+    last_interaction_at: datetime | None = None
+    categories: dict[str, list[Any]] = field(default_factory=dict)  # category → [orders, qty, fen, first, last]
+
+    def add_event(self, event_type: str, occurred_at: datetime) -> None:
+        self.events_count += 1
+        if event_type in INTERACTION_TYPES:
+            self.last_interaction_at = _max(self.last_interaction_at, occurred_at)
+
+    def add_order(self, total_fen: int, paid_at: datetime, items: Iterable[tuple[str, int, int]]) -> None:
+        self.orders_count += 1
+        self.total_spend_fen += total_fen
+        self.first_order_at = _min(self.first_order_at, paid_at)
+        self.last_order_at = _max(self.last_order_at, paid_at)
+        seen: set[str] = set()
+        for category, quantity, line_fen in items:
+            stat = self.categories.setdefault(category, [0, 0, 0, paid_at, paid_at])
+            if category not in seen:
+                stat[0] += 1
+                seen.add(category)
+            stat[1] += quantity
+            stat[2] += line_fen
+            stat[3] = min(stat[3], paid_at)
+            stat[4] = max(stat[4], paid_at)
+
+
+def _min(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+def _max(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def _least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.least(a, b)
+    return func.min(func.coalesce(a, b), func.coalesce(b, a))
+
+
+def _greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.greatest(a, b)
+    return func.max(func.coalesce(a, b), func.coalesce(b, a))
+
+
+def _insert_fn(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def apply_deltas(session: Session, workspace_id: int, deltas: dict[int, RollupDelta]) -> None:
+    """Upsert the deltas in two statements, whatever the number of customers."""
+    if not deltas:
+        return
+    stmt = _insert_fn(session)(CustomerRollup)
+    excluded = stmt.excluded
+    table = CustomerRollup.__table__.c
+    stmt = stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
+        "events_count": table.events_count + excluded.events_count,
+        "orders_count": table.orders_count + excluded.orders_count,
+        "total_spend_fen": table.total_spend_fen + excluded.total_spend_fen,
+        "first_order_at": _least(session, table.first_order_at, excluded.first_order_at),
+        "last_order_at": _greatest(session, table.last_order_at, excluded.last_order_at),
+        "last_interaction_at": _greatest(session, table.last_interaction_at, excluded.last_interaction_at),
+    })
+    session.execute(stmt, [
+        {"customer_id": cid, "workspace_id": workspace_id, "events_count": d.events_count,
+         "orders_count": d.orders_count, "total_spend_fen": d.total_spend_fen, "refunded_fen": 0,
+         "first_order_at": d.first_order_at, "last_order_at": d.last_order_at,
+         "last_interaction_at": d.last_interaction_at}
+        for cid, d in sorted(deltas.items())])
+    category_rows = [
+        {"customer_id": cid, "category": category, "workspace_id": workspace_id, "orders_count": s[0],
+         "quantity": s[1], "spend_fen": s[2], "first_order_at": s[3], "last_order_at": s[4]}
+        for cid, d in sorted(deltas.items()) for category, s in sorted(d.categories.items())]
+    if category_rows:
+        cstmt = _insert_fn(session)(CustomerCategoryStat)
+        cex = cstmt.excluded
+        ctable = CustomerCategoryStat.__table__.c
+        cstmt = cstmt.on_conflict_do_update(index_elements=["customer_id", "category"], set_={
+            "orders_count": ctable.orders_count + cex.orders_count,
+            "quantity": ctable.quantity + cex.quantity,
+            "spend_fen": ctable.spend_fen + cex.spend_fen,
+            "first_order_at": _least(session, ctable.first_order_at, cex.first_order_at),
+            "last_order_at": _greatest(session, ctable.last_order_at, cex.last_order_at),
+        })
+        session.execute(cstmt, category_rows)
+
+
+def recompute_rollups(session: Session, workspace_id: int, customer_ids: Iterable[int]) -> None:
+    """Rebuild rollups of these customers from their events and orders (after refunds and merges)."""
+    ids = sorted(set(customer_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        session.execute(delete(CustomerRollup).where(CustomerRollup.customer_id.in_(chunk)))
+        session.execute(delete(CustomerCategoryStat).where(CustomerCategoryStat.customer_id.in_(chunk)))
+        deltas = _deltas_from_records(session, workspace_id, chunk)
+        session.execute(insert(CustomerRollup), [_zero_row(workspace_id, cid) for cid in chunk])
+        apply_deltas(session, workspace_id, deltas)
+        _apply_refunded_totals(session, workspace_id, chunk)
+
+
+def _zero_row(workspace_id: int, customer_id: int) -> dict[str, Any]:
+    return {"customer_id": customer_id, "workspace_id": workspace_id, "events_count": 0, "orders_count": 0,
+            "total_spend_fen": 0, "refunded_fen": 0}
+
+
+def _deltas_from_records(session: Session, workspace_id: int, chunk: list[int]) -> dict[int, RollupDelta]:
+    deltas: dict[int, RollupDelta] = defaultdict(RollupDelta)
+    interaction = list(INTERACTION_TYPES)
+    rows = session.execute(
+        select(Event.customer_id, func.count(), func.max(Event.occurred_at).filter(Event.type.in_(interaction)))
+        .where(Event.workspace_id == workspace_id, Event.customer_id.in_(chunk)).group_by(Event.customer_id))
+    for customer_id, count, last_interaction in rows:
+        delta = deltas[customer_id]
+        delta.events_count = count
+        delta.last_interaction_at = _as_utc(last_interaction)
+    items: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
+    for order_pk, category, quantity, price in session.execute(
+            select(OrderItem.order_pk, OrderItem.category, OrderItem.quantity, OrderItem.unit_price_fen)
+            .join(Order, Order.id == OrderItem.order_pk)
+            .where(Order.workspace_id == workspace_id, Order.customer_id.in_(chunk), Order.status != "refunded")):
+        items[order_pk].append((category, quantity, quantity * price))
+    for order in session.execute(select(Order.id, Order.customer_id, Order.total_fen, Order.refunded_fen,
+                                        Order.paid_at, Order.status)
+                                 .where(Order.workspace_id == workspace_id, Order.customer_id.in_(chunk))):
+        delta = deltas[order.customer_id]
+        if order.status == "refunded":
+            continue
+        delta.add_order(order.total_fen - order.refunded_fen, order.paid_at, items.get(order.id, []))
+    return deltas
+
+
+def _apply_refunded_totals(session: Session, workspace_id: int, chunk: list[int]) -> None:
+    from sqlalchemy import update
+
+    totals = session.execute(select(Order.customer_id, func.sum(Order.refunded_fen))
+                             .where(Order.workspace_id == workspace_id, Order.customer_id.in_(chunk),
+                                    Order.refunded_fen > 0)
+                             .group_by(Order.customer_id)).all()
+    for customer_id, refunded in totals:
+        session.execute(update(CustomerRollup).where(and_(CustomerRollup.customer_id == customer_id))
+                        .values(refunded_fen=int(refunded)))
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    from siyu.kit.clock import ensure_utc
+
+    return ensure_utc(value) if value is not None else None
+
+
+def rollup_of(session: Session, customer_id: int) -> CustomerRollup | None:
+    return session.get(CustomerRollup, customer_id)
+
+
+def category_stats_of(session: Session, customer_id: int) -> list[CustomerCategoryStat]:
+    return list(session.scalars(select(CustomerCategoryStat).where(CustomerCategoryStat.customer_id == customer_id)
+                                .order_by(CustomerCategoryStat.orders_count.desc())))

@@ -1,0 +1,287 @@
+"""Event ingestion: validate, de-duplicate, resolve identities, store events and orders, keep rollups.
+
+One function, `ingest_events`, serves the API (one or a batch) and the importer (streamed batches).
+Each item gets its own result — accepted, duplicate or rejected with field and reason — and the
+accepted ones are written together: nothing accepted is lost, nothing rejected is half-written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from siyu.customers.resolution import BatchResolver
+from siyu.events.errors import BatchTooLarge
+from siyu.events.models import CustomEventType, Event, Order, OrderItem, Refund
+from siyu.events.rollups import RollupDelta, apply_deltas, recompute_rollups
+from siyu.events.validation import Rejection, ValidEvent, validate_event
+from siyu.jobs.service import publish
+from siyu.kit import clock
+from siyu.workspaces.service import WorkspaceContext
+
+MAX_BATCH = 1000
+CHUNK = 500
+
+
+@dataclass(slots=True)
+class ItemResult:
+    index: int
+    id: str | None
+    status: str  # accepted | duplicate | rejected
+    customer_id: int | None = None
+    field: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
+        if self.customer_id is not None:
+            data["customer_id"] = self.customer_id
+        if self.status == "rejected":
+            data["error"] = {"field": self.field, "code": self.code, "message": self.message}
+        return data
+
+
+def _insert_fn(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def custom_event_type_names(session: Session, workspace_id: int) -> frozenset[str]:
+    return frozenset(session.scalars(select(CustomEventType.name)
+                                     .where(CustomEventType.workspace_id == workspace_id)))
+
+
+def ingest_events(session: Session, ctx: WorkspaceContext, raw_events: list[Any], *,
+                  max_batch: int | None = MAX_BATCH, actor: str = "api") -> list[ItemResult]:
+    if max_batch is not None and len(raw_events) > max_batch:
+        raise BatchTooLarge(f"a batch holds at most {max_batch} events, got {len(raw_events)}", field="events")
+    received_at = clock.now()
+    custom_types = custom_event_type_names(session, ctx.id) if ctx.strict_events else frozenset()
+    results: list[ItemResult | None] = [None] * len(raw_events)
+    valid: list[ValidEvent] = []
+    for index, raw in enumerate(raw_events):
+        outcome = validate_event(index, raw, ctx, custom_types, received_at)
+        if isinstance(outcome, Rejection):
+            results[index] = ItemResult(index, outcome.event_id, "rejected", field=outcome.field,
+                                        code=outcome.code, message=outcome.message)
+        else:
+            valid.append(outcome)
+    fresh = _drop_duplicates(session, ctx, valid, results)
+    if fresh:
+        _store(session, ctx, fresh, received_at, actor)
+        for event in fresh:
+            results[event.index] = ItemResult(event.index, event.event_id, "accepted", event.customer_ref)
+    return [r for r in results if r is not None]
+
+
+def _drop_duplicates(session: Session, ctx: WorkspaceContext, events: list[ValidEvent],
+                     results: list[ItemResult | None]) -> list[ValidEvent]:
+    seen_in_batch: set[str] = set()
+    stored = _existing(session, Event.__table__.c.event_id, ctx.id, [e.event_id for e in events])
+    order_ids = [e.order.order_id for e in events if e.order is not None]
+    stored_orders = _existing(session, Order.__table__.c.order_id, ctx.id, order_ids) if order_ids else {}
+    seen_orders: set[str] = set()
+    fresh = []
+    for event in events:
+        if event.event_id in seen_in_batch:
+            results[event.index] = ItemResult(event.index, event.event_id, "rejected", field="id",
+                                              code="duplicate_in_batch",
+                                              message="this id appears earlier in the same batch")
+            continue
+        seen_in_batch.add(event.event_id)
+        if event.event_id in stored:
+            results[event.index] = ItemResult(event.index, event.event_id, "duplicate",
+                                              customer_id=stored[event.event_id])
+            continue
+        if event.order is not None:
+            if event.order.order_id in stored_orders or event.order.order_id in seen_orders:
+                results[event.index] = ItemResult(event.index, event.event_id, "rejected",
+                                                  field="properties.order_id", code="duplicate_order",
+                                                  message="this order was already recorded by another event")
+                continue
+            seen_orders.add(event.order.order_id)
+        fresh.append(event)
+    return fresh
+
+
+def _existing(session: Session, column: Any, workspace_id: int, keys: list[str]) -> dict[str, Any]:
+    table = column.table
+    found: dict[str, Any] = {}
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), CHUNK):
+        rows = session.execute(select(column, table.c.customer_id)
+                               .where(table.c.workspace_id == workspace_id, column.in_(unique[start:start + CHUNK])))
+        found.update({key: customer_id for key, customer_id in rows})
+    return found
+
+
+def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any, actor: str) -> None:
+    resolver = BatchResolver(session, ctx, actor=f"ingest:{actor}")
+    resolver.preload([e.identities for e in events])
+    for event in events:
+        event.customer_ref = resolver.resolve(event.identities, event.occurred_at)
+        if event.traits:
+            resolver.add_traits(event.customer_ref, [(event.occurred_at, event.traits)])
+    real = resolver.flush()
+    for event in events:
+        event.customer_ref = resolver.final_id(event.customer_ref, real)
+    stored_events = events
+    row_ids = _insert_events(session, ctx, stored_events, received_at)
+    deltas: dict[int, RollupDelta] = defaultdict(RollupDelta)
+    for event in stored_events:
+        deltas[event.customer_ref].add_event(event.type, event.occurred_at)
+    needs_recompute = _store_orders(session, ctx, stored_events, deltas)
+    needs_recompute |= _store_refunds(session, ctx, stored_events)
+    needs_recompute |= {survivor for survivor, _ in resolver.merges}
+    _touch_seen(session, ctx, stored_events, set(real.values()))
+    apply_deltas(session, ctx.id, {cid: d for cid, d in deltas.items() if cid not in needs_recompute})
+    if needs_recompute:
+        recompute_rollups(session, ctx.id, needs_recompute)
+    if row_ids:
+        publish(session, "events_ingested", {
+            "workspace_id": ctx.id, "event_ids": row_ids,
+            "customer_ids": sorted({e.customer_ref for e in stored_events}),
+            "types": sorted({e.type for e in stored_events})}, workspace_id=ctx.id)
+
+
+def _insert_events(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any) -> list[int]:
+    if not events:
+        return []
+    rows = [{"workspace_id": ctx.id, "event_id": e.event_id, "type": e.type, "customer_id": e.customer_ref,
+             "occurred_at": e.occurred_at, "received_at": received_at, "properties": e.properties}
+            for e in events]
+    stmt = _insert_fn(session)(Event).on_conflict_do_nothing().returning(Event.id)
+    return list(session.execute(stmt, rows).scalars())
+
+
+def _store_orders(session: Session, ctx: WorkspaceContext, events: list[ValidEvent],
+                  deltas: dict[int, RollupDelta]) -> set[int]:
+    orders = [e for e in events if e.order is not None]
+    if not orders:
+        return set()
+    rows = [{"workspace_id": ctx.id, "order_id": e.order.order_id, "customer_id": e.customer_ref,
+             "channel": e.order.channel, "currency": e.order.currency, "total_fen": e.order.total_fen,
+             "discount_fen": e.order.discount_fen, "refunded_fen": 0, "status": "paid",
+             "coupon_code": e.order.coupon_code, "paid_at": e.occurred_at, "event_id": e.event_id}
+            for e in orders if e.order is not None]
+    stmt = insert(Order).returning(Order.id, sort_by_parameter_order=True)
+    order_pks = list(session.execute(stmt, rows).scalars())
+    items = []
+    for event, order_pk in zip(orders, order_pks, strict=True):
+        assert event.order is not None
+        lines = []
+        for item in event.order.items:
+            items.append({"order_pk": order_pk, "workspace_id": ctx.id, "customer_id": event.customer_ref,
+                          "sku": item.sku, "name": item.name, "category": item.category, "quantity": item.quantity,
+                          "unit_price_fen": item.unit_price_fen, "paid_at": event.occurred_at})
+            lines.append((item.category, item.quantity, item.quantity * item.unit_price_fen))
+        deltas[event.customer_ref].add_order(event.order.total_fen, event.occurred_at, lines)
+    session.execute(insert(OrderItem), items)
+    return _apply_waiting_refunds(session, ctx, [e.order.order_id for e in orders if e.order is not None])
+
+
+def _store_refunds(session: Session, ctx: WorkspaceContext, events: list[ValidEvent]) -> set[int]:
+    refunds = [e for e in events if e.type == "order_refunded"]
+    if not refunds:
+        return set()
+    rows = [{"workspace_id": ctx.id, "refund_id": str(e.properties["refund_id"]),
+             "order_id": str(e.properties["order_id"]), "amount_fen": int(e.properties["amount_fen"]),
+             "refunded_at": e.occurred_at, "applied": False} for e in refunds]
+    session.execute(_insert_fn(session)(Refund).on_conflict_do_nothing(), rows)
+    return _apply_waiting_refunds(session, ctx, [r["order_id"] for r in rows])
+
+
+def _apply_waiting_refunds(session: Session, ctx: WorkspaceContext, order_ids: list[str]) -> set[int]:
+    """Apply refunds whose order is known; a refund that arrived first waits for its order."""
+    waiting = list(session.scalars(select(Refund).where(Refund.workspace_id == ctx.id,
+                                                        Refund.order_id.in_(sorted(set(order_ids))),
+                                                        Refund.applied.is_(False))))
+    touched: set[int] = set()
+    for refund in waiting:
+        order = session.scalar(select(Order).where(Order.workspace_id == ctx.id, Order.order_id == refund.order_id))
+        if order is None:
+            continue
+        order.refunded_fen = min(order.total_fen, order.refunded_fen + refund.amount_fen)
+        order.status = "refunded" if order.refunded_fen >= order.total_fen else "partially_refunded"
+        refund.applied = True
+        touched.add(order.customer_id)
+    session.flush()
+    return touched
+
+
+def _touch_seen(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], new_ids: set[int]) -> None:
+    """Widen first_seen/last_seen of existing customers (new ones were inserted with theirs)."""
+    span: dict[int, list[Any]] = {}
+    for event in events:
+        if event.customer_ref in new_ids:
+            continue
+        bounds = span.setdefault(event.customer_ref, [event.occurred_at, event.occurred_at])
+        bounds[0] = min(bounds[0], event.occurred_at)
+        bounds[1] = max(bounds[1], event.occurred_at)
+    if not span:
+        return
+    from siyu.customers.service import widen_seen
+
+    widen_seen(session, ctx.id, {cid: (b[0], b[1]) for cid, b in span.items()})
+
+
+# -- records of one customer --------------------------------------------------------------------
+
+def reassign_customer_records(session: Session, workspace_id: int, from_id: int, to_id: int) -> None:
+    """Move events, orders and order items of an absorbed profile to its survivor; rebuild rollups."""
+    for model in (Event, Order, OrderItem):
+        session.execute(update(model).where(model.workspace_id == workspace_id, model.customer_id == from_id)
+                        .values(customer_id=to_id))
+    recompute_rollups(session, workspace_id, [from_id, to_id])
+    from siyu.events.models import CustomerCategoryStat, CustomerRollup
+
+    session.execute(CustomerRollup.__table__.delete().where(CustomerRollup.customer_id == from_id))
+    session.execute(CustomerCategoryStat.__table__.delete().where(CustomerCategoryStat.customer_id == from_id))
+
+
+def timeline(session: Session, workspace_id: int, customer_id: int, *, limit: int = 50,
+             before_id: int | None = None) -> list[Event]:
+    stmt = (select(Event).where(Event.workspace_id == workspace_id, Event.customer_id == customer_id)
+            .order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit))
+    if before_id is not None:
+        anchor = session.get(Event, before_id)
+        if anchor is not None:
+            stmt = stmt.where((Event.occurred_at < anchor.occurred_at)
+                              | ((Event.occurred_at == anchor.occurred_at) & (Event.id < anchor.id)))
+    return list(session.scalars(stmt))
+
+
+def orders_of(session: Session, workspace_id: int, customer_id: int, limit: int = 50) -> list[Order]:
+    return list(session.scalars(select(Order).where(Order.workspace_id == workspace_id,
+                                                    Order.customer_id == customer_id)
+                                .order_by(Order.paid_at.desc()).limit(limit)))
+
+
+def count_events(session: Session, workspace_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(Event).where(Event.workspace_id == workspace_id)) or 0)
+
+
+def register_event_type(session: Session, workspace_id: int, name: str, description: str = "",
+                        required_properties: list[str] | None = None) -> CustomEventType:
+    from siyu.events.catalog import STANDARD_TYPES
+    from siyu.kit.errors import Conflict, ValidationFailed
+
+    import re
+
+    if not re.match(r"^[a-z][a-z0-9_]{1,99}$", name):
+        raise ValidationFailed("event type names are lowercase letters, digits and underscores", field="name")
+    if name in STANDARD_TYPES:
+        raise Conflict(f"{name} is a standard event type", field="name")
+    if name in custom_event_type_names(session, workspace_id):
+        raise Conflict(f"event type {name} already exists", field="name")
+    item = CustomEventType(workspace_id=workspace_id, name=name, description=description,
+                           required_properties=required_properties or [], created_at=clock.now())
+    session.add(item)
+    session.flush()
+    return item

@@ -1,0 +1,1 @@
+"""Due rows claimed by workers; domain events delivered to subscribers after commit."""

@@ -1,0 +1,1 @@
+"""Shared machinery only: clock, errors, ids, pagination, db helpers."""

@@ -1,0 +1,28 @@
+"""The one readable registry of cross-domain reactions.
+
+`SUBSCRIPTIONS` maps a domain event name to the job kinds that handle it. Publishing an event
+inside a transaction writes one job row per subscriber (see `siyu.jobs.service.publish`): the rows
+become visible to workers only when the transaction commits and vanish with a rollback, and each
+subscriber is retried on its own.
+
+`TASK_MODULES` lists the modules whose `@job_handler` functions the worker loads.
+`SCHEDULES` lists periodic ticks: (job kind, interval in seconds).
+"""
+
+from __future__ import annotations
+
+TASK_MODULES: list[str] = [
+    "siyu.jobs.tasks",
+    "siyu.customers.tasks",
+]
+
+SUBSCRIPTIONS: dict[str, list[str]] = {
+    # payload: workspace_id, event_ids (row ids), customer_ids, types
+    "events_ingested": [],
+    # payload: workspace_id, survivor_id, absorbed_id
+    "customer_merged": [],
+}
+
+SCHEDULES: list[tuple[str, int]] = [
+    ("jobs.purge_finished", 3600),
+]

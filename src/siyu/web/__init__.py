@@ -1,0 +1,1 @@
+"""The FastAPI app: REST API under /api/v1 and the console."""

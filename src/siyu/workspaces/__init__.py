@@ -1,0 +1,1 @@
+"""Workspaces (one brand each), console users, API keys."""
