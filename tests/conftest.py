@@ -21,8 +21,14 @@ from siyu.config import Settings
 from siyu.db.base import Base
 from siyu.db.migrate import upgrade
 from siyu.db.session import make_engine, session_factory
-from siyu.kit.clock import FrozenClock, set_clock, Clock
-from siyu.workspaces.service import WorkspaceContext, context_of, create_api_key, create_user, create_workspace
+from siyu.kit.clock import Clock, FrozenClock, set_clock
+from siyu.workspaces.service import (
+    WorkspaceContext,
+    context_of,
+    create_api_key,
+    create_user,
+    create_workspace,
+)
 
 PG_ADMIN_URL = os.environ.get("SIYU_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # 12:00 in Asia/Shanghai

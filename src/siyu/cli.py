@@ -3,21 +3,20 @@ line (exit 1) for an expected error instead of a stack trace."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from siyu.cli_kit import WorkspaceOpt, cli_errors, console, err_console
+from siyu.cli_kit import engine as _engine
+from siyu.cli_kit import workspace_ctx as _workspace_ctx
 from siyu.config import get_settings
-from siyu.kit.errors import SiyuError
 
 app = typer.Typer(help="siyu (私域) — private-domain operations platform", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -35,39 +34,6 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(import_app, name="import")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(customers_app, name="customers")
-
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="workspace slug or id")]
-
-
-def fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
-
-
-def cli_errors(func: F) -> F:
-    """Expected errors become one red line and exit code 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except SiyuError as exc:
-            where = f" ({exc.field})" if exc.field else ""
-            fail(f"{exc.message}{where}")
-        except (OSError, ValueError) as exc:
-            fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _engine() -> Any:
-    from siyu.db.session import get_engine
-
-    return get_engine(get_settings())
-
 
 def _migrate() -> None:
     from siyu.db.migrate import upgrade
@@ -125,12 +91,6 @@ def worker(poll: Annotated[float, typer.Option(help="seconds between polls when 
         loop.run_forever()
     except KeyboardInterrupt:
         loop.stop()
-
-
-def _workspace_ctx(session: Any, workspace: str) -> Any:
-    from siyu.workspaces.service import context_of, get_workspace
-
-    return context_of(get_workspace(session, workspace))
 
 
 @workspace_app.command("create")
@@ -303,6 +263,17 @@ def demo(customers: Annotated[int, typer.Option(help="how many customers")] = 50
     console.print(f"console login: [bold]{result.email}[/bold] / [bold]{result.password}[/bold]")
     if result.api_key:
         console.print(f"API key: [bold]{result.api_key}[/bold]")
+
+
+def _register_domain_commands() -> None:
+    """A domain's `cli.py` exposes `app` (a Typer) and `NAME`; it becomes `siyu NAME ...`."""
+    from siyu.domains import domain_modules
+
+    for module in domain_modules("cli"):
+        app.add_typer(module.app, name=module.NAME)
+
+
+_register_domain_commands()
 
 
 def main() -> None:

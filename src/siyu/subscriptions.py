@@ -5,16 +5,11 @@ inside a transaction writes one job row per subscriber (see `siyu.jobs.service.p
 become visible to workers only when the transaction commits and vanish with a rollback, and each
 subscriber is retried on its own.
 
-`TASK_MODULES` lists the modules whose `@job_handler` functions the worker loads.
+Job handlers live in each domain's `tasks.py` (`@job_handler("kind")`), loaded by the worker.
 `SCHEDULES` lists periodic ticks: (job kind, interval in seconds).
 """
 
 from __future__ import annotations
-
-TASK_MODULES: list[str] = [
-    "siyu.jobs.tasks",
-    "siyu.customers.tasks",
-]
 
 SUBSCRIPTIONS: dict[str, list[str]] = {
     # payload: workspace_id, event_ids (row ids), customer_ids, types

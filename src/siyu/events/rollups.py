@@ -13,8 +13,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from siyu.events.models import CustomerCategoryStat, CustomerRollup, Event, Order, OrderItem
 from siyu.events.catalog import INTERACTION_TYPES
+from siyu.events.models import CustomerCategoryStat, CustomerRollup, Event, Order, OrderItem
 
 CHUNK = 500
 

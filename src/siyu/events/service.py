@@ -269,10 +269,10 @@ def count_events(session: Session, workspace_id: int) -> int:
 
 def register_event_type(session: Session, workspace_id: int, name: str, description: str = "",
                         required_properties: list[str] | None = None) -> CustomEventType:
+    import re
+
     from siyu.events.catalog import STANDARD_TYPES
     from siyu.kit.errors import Conflict, ValidationFailed
-
-    import re
 
     if not re.match(r"^[a-z][a-z0-9_]{1,99}$", name):
         raise ValidationFailed("event type names are lowercase letters, digits and underscores", field="name")

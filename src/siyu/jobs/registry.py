@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +21,10 @@ def job_handler(kind: str) -> Callable[[JobHandler], JobHandler]:
 
 
 def load_task_modules() -> None:
-    from siyu.subscriptions import TASK_MODULES
+    """Every domain's `tasks` module registers its handlers when imported."""
+    from siyu.domains import domain_modules
 
-    for module in TASK_MODULES:
-        importlib.import_module(module)
+    domain_modules("tasks")
 
 
 def handler_for(kind: str) -> JobHandler | None:

@@ -15,18 +15,10 @@ from starlette.staticfiles import StaticFiles
 from siyu import __version__
 from siyu.config import Settings, get_settings
 from siyu.db.session import get_engine, session_factory
+from siyu.domains import domain_modules
 from siyu.jobs.worker import Worker
 from siyu.web.errors import install_error_handlers
 
-# Routers of every domain, in the order they appear in the OpenAPI document.
-API_ROUTERS = [
-    "siyu.events.router",
-    "siyu.customers.router",
-    "siyu.jobs.router",
-]
-CONSOLE_ROUTERS = [
-    "siyu.web.console",
-]
 STATIC = Path(__file__).parent / "static"
 
 
@@ -55,14 +47,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(), session_cookie="siyu_session",
                        same_site="lax", https_only=False, max_age=14 * 24 * 3600)
     install_error_handlers(app)
-    for module in API_ROUTERS + CONSOLE_ROUTERS:
-        try:
-            router_module = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.include_router(router_module.router)
+    for module in domain_modules("router") + domain_modules("console"):
+        app.include_router(module.router)
+    try:
+        app.include_router(importlib.import_module("siyu.web.console").router)
+    except ModuleNotFoundError as exc:
+        if exc.name != "siyu.web.console":
+            raise
     if STATIC.exists():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from siyu.db import models  # noqa: F401  (registers every table on the metadata)
 from siyu.db.base import Base
 from siyu.db.session import make_engine
