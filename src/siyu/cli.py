@@ -38,7 +38,10 @@ app.add_typer(customers_app, name="customers")
 def _migrate() -> None:
     from siyu.db.migrate import upgrade
 
-    upgrade(get_settings().resolved_database_url)
+    settings = get_settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
 
 
 @db_app.command("upgrade")

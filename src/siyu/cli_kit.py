@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from siyu.config import get_settings
@@ -42,6 +43,8 @@ def cli_errors(func: F) -> F:
             fail(f"{exc.message}{where}")
         except (OSError, ValueError) as exc:
             fail(str(exc))
+        except OperationalError as exc:
+            fail(f"the database is not reachable: {exc.orig}")
 
     return wrapper  # type: ignore[return-value]
 

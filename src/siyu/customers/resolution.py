@@ -50,6 +50,10 @@ class BatchResolver:
         self.new_identities: dict[IdentityKey, tuple[int, bool]] = {}
         self.weak_links: set[tuple[int, int, IdentityKey]] = set()
         self.merges: list[tuple[int, int]] = []
+        # Profiles first seen in this batch and merged before they were stored: they are still
+        # written (as absorbed tombstones) so every merge has its record and audit entry.
+        self.batch_merges: list[tuple[int, int]] = []
+        self.absorbed_profiles: dict[int, NewProfile] = {}
         self.existing_traits: defaultdict[int, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
         self._next_temp = -1
 
@@ -142,6 +146,8 @@ class BatchResolver:
             self._touch(survivor, profile.first_seen_at)
             self._touch(survivor, profile.last_seen_at)
             self.add_traits(survivor, profile.traits)
+            self.absorbed_profiles[absorbed] = profile
+            self.batch_merges.append((survivor, absorbed))
         self.alias[absorbed] = survivor
 
     def add_traits(self, ref: int, traits: list[tuple[datetime, dict[str, Any]]]) -> None:
@@ -157,6 +163,7 @@ class BatchResolver:
         self._insert_identities(real)
         self._insert_links(real)
         self._apply_existing_traits()
+        self._record_batch_merges(real)
         return real
 
     def final_id(self, ref: int, real: dict[int, int]) -> int:
@@ -166,14 +173,14 @@ class BatchResolver:
     def _insert_new_profiles(self) -> dict[int, int]:
         from siyu.customers.service import profile_from_traits
 
-        profiles = sorted(self.new_profiles.values(), key=lambda p: -p.ref)
+        profiles = sorted([*self.new_profiles.values(), *self.absorbed_profiles.values()], key=lambda p: -p.ref)
         if not profiles:
             return {}
         now = clock.now()
         phone_of, email_of = self._contact_identities()
         rows = []
         for profile in profiles:
-            fields, traits_at = profile_from_traits(profile.traits)
+            fields, traits_at = profile_from_traits(profile.traits if profile.ref in self.new_profiles else [])
             fields.setdefault("phone", phone_of.get(profile.ref))
             fields.setdefault("email", email_of.get(profile.ref))
             rows.append({"workspace_id": self.ctx.id, "name": None, "gender": None, "birthday": None,
@@ -194,6 +201,14 @@ class BatchResolver:
             elif key.type == "email":
                 email_of.setdefault(target, key.value)
         return phone_of, email_of
+
+    def _record_batch_merges(self, real: dict[int, int]) -> None:
+        from siyu.customers.service import record_merge
+
+        for _, absorbed in self.batch_merges:
+            survivor_id = self.final_id(absorbed, real)
+            record_merge(self.session, self.ctx, survivor_id, real[absorbed], reason="shared strong identity",
+                         actor=self.actor, conflicts={})
 
     def _insert_identities(self, real: dict[int, int]) -> None:
         if not self.new_identities:

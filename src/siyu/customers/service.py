@@ -171,7 +171,6 @@ def merge_customers(session: Session, ctx: WorkspaceContext, survivor_id: int, a
                     reason: str, actor: str) -> CustomerMerge:
     """Fold `absorbed` into `survivor`: identities, events, orders and attributes move; nothing is lost."""
     from siyu.events.service import reassign_customer_records
-    from siyu.jobs.service import publish
 
     survivor = get_customer(session, ctx.id, survivor_id)
     absorbed = get_customer(session, ctx.id, absorbed_id)
@@ -188,14 +187,24 @@ def merge_customers(session: Session, ctx: WorkspaceContext, survivor_id: int, a
     absorbed.updated_at = survivor.updated_at = clock.now()
     session.flush()
     reassign_customer_records(session, ctx.id, absorbed.id, survivor.id)
-    merge = CustomerMerge(workspace_id=ctx.id, survivor_id=survivor.id, absorbed_id=absorbed.id, reason=reason,
+    return record_merge(session, ctx, survivor.id, absorbed.id, reason=reason, actor=actor, conflicts=conflicts)
+
+
+def record_merge(session: Session, ctx: WorkspaceContext, survivor_id: int, absorbed_id: int, *, reason: str,
+                 actor: str, conflicts: dict[str, Any]) -> CustomerMerge:
+    """The merge record, its audit entry and the `customer_merged` domain event."""
+    from siyu.jobs.service import publish
+
+    session.execute(update(Customer).where(Customer.id == absorbed_id, Customer.workspace_id == ctx.id)
+                    .values(merged_into_id=survivor_id))
+    merge = CustomerMerge(workspace_id=ctx.id, survivor_id=survivor_id, absorbed_id=absorbed_id, reason=reason,
                           conflicts=conflicts, merged_at=clock.now())
     session.add(merge)
-    record_audit(session, ctx.id, actor, "customer.merged", "customer", survivor.id,
-                 {"absorbed_id": absorbed.id, "reason": reason, "conflicts": conflicts})
-    publish(session, "customer_merged", {"workspace_id": ctx.id, "survivor_id": survivor.id,
-                                         "absorbed_id": absorbed.id},
-            workspace_id=ctx.id, key=f"merge:{absorbed.id}")
+    record_audit(session, ctx.id, actor, "customer.merged", "customer", survivor_id,
+                 {"absorbed_id": absorbed_id, "reason": reason, "conflicts": conflicts})
+    publish(session, "customer_merged", {"workspace_id": ctx.id, "survivor_id": survivor_id,
+                                         "absorbed_id": absorbed_id},
+            workspace_id=ctx.id, key=f"merge:{absorbed_id}")
     session.flush()
     return merge
 
