@@ -1,0 +1,66 @@
+"""Helpers shared by the benchmarks: scratch databases, timing, figures."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+DATA = Path(__file__).parent / ".data"
+PG_ADMIN = os.environ.get("SIYU_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def scratch_sqlite(name: str) -> str:
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"{name}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+@contextmanager
+def scratch_postgres(name: str) -> Iterator[str]:
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    db = f"siyu_bench_{name}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{db}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + db
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def scratch_database(name: str, backend: str) -> Iterator[str]:
+    if backend == "postgresql":
+        with scratch_postgres(name) as url:
+            yield url
+    else:
+        yield scratch_sqlite(name)
+
+
+@contextmanager
+def timed() -> Iterator[list[float]]:
+    box: list[float] = []
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box.append(time.perf_counter() - start)
+
+
+def peak_rss_mb(children: bool = False) -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
+    return usage.ru_maxrss / 1024
+
+
+def figure(label: str, value: float, unit: str, target: str = "") -> None:
+    suffix = f"   (target {target})" if target else ""
+    print(f"{label:<58} {value:>12,.1f} {unit}{suffix}", flush=True)
