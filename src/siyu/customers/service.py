@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, func, or_, select, update
@@ -17,6 +17,7 @@ from siyu.db.base import UTCDateTime
 from siyu.kit import clock
 from siyu.kit.errors import ValidationFailed
 from siyu.kit.pagination import decode_cursor, encode_cursor
+from siyu.kit.timefmt import zone
 from siyu.workspaces.service import WorkspaceContext
 
 PROFILE_COLUMNS = ("name", "gender", "birthday", "phone", "email", "city", "province", "acquisition_channel")
@@ -148,6 +149,46 @@ def list_customers(session: Session, workspace_id: int, *, query: str | None = N
     rows = list(session.scalars(stmt.order_by(Customer.id.desc()).limit(limit + 1)))
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
     return CustomerPage(rows[:limit], next_cursor)
+
+
+def count_customers(session: Session, workspace_id: int) -> int:
+    """Profiles of real people: absorbed profiles are not counted."""
+    return int(session.scalar(select(func.count()).select_from(Customer).where(
+        Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None))) or 0)
+
+
+def new_customers_per_day(session: Session, workspace_id: int, timezone: str,
+                          days: int = 30) -> list[tuple[date, int]]:
+    """Customers first seen on each of the last `days` local days (today included), oldest first."""
+    tz = zone(timezone)
+    first_day = clock.now().astimezone(tz).date() - timedelta(days=days - 1)
+    bounds = [datetime.combine(first_day + timedelta(days=i), time(), tzinfo=tz).astimezone(UTC)
+              for i in range(days + 1)]
+    seen = Customer.first_seen_at
+    counts = session.execute(select(*[func.count().filter((seen >= bounds[i]) & (seen < bounds[i + 1]))
+                                      for i in range(days)])
+                             .where(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None),
+                                    seen >= bounds[0], seen < bounds[-1])).one()
+    return [(first_day + timedelta(days=i), int(count)) for i, count in enumerate(counts)]
+
+
+def customers_by_id(session: Session, workspace_id: int, customer_ids: list[int]) -> dict[int, Customer]:
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    return {c.id: c for c in session.scalars(select(Customer).where(Customer.workspace_id == workspace_id,
+                                                                    Customer.id.in_(ids)))}
+
+
+def identities_by_customer(session: Session, workspace_id: int, customer_ids: list[int]) -> dict[int, list[Identity]]:
+    found: dict[int, list[Identity]] = {cid: [] for cid in customer_ids}
+    if not customer_ids:
+        return found
+    for identity in session.scalars(select(Identity).where(Identity.workspace_id == workspace_id,
+                                                           Identity.customer_id.in_(sorted(set(customer_ids))))
+                                    .order_by(Identity.type, Identity.id)):
+        found[identity.customer_id].append(identity)
+    return found
 
 
 def _search_condition(session: Session, workspace_id: int, query: str) -> Any:

@@ -183,3 +183,13 @@ def rollup_of(session: Session, customer_id: int) -> CustomerRollup | None:
 def category_stats_of(session: Session, customer_id: int) -> list[CustomerCategoryStat]:
     return list(session.scalars(select(CustomerCategoryStat).where(CustomerCategoryStat.customer_id == customer_id)
                                 .order_by(CustomerCategoryStat.orders_count.desc())))
+
+
+def rollups_for(session: Session, workspace_id: int, customer_ids: Iterable[int]) -> dict[int, CustomerRollup]:
+    """Rollups of a page of customers in one query (customers without one are absent)."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    rows = session.scalars(select(CustomerRollup).where(CustomerRollup.workspace_id == workspace_id,
+                                                        CustomerRollup.customer_id.in_(ids)))
+    return {rollup.customer_id: rollup for rollup in rows}

@@ -267,6 +267,18 @@ def count_events(session: Session, workspace_id: int) -> int:
     return int(session.scalar(select(func.count()).select_from(Event).where(Event.workspace_id == workspace_id)) or 0)
 
 
+@dataclass(frozen=True)
+class OrderTotals:
+    count: int
+    revenue_fen: int  # paid minus refunded
+
+
+def order_totals(session: Session, workspace_id: int) -> OrderTotals:
+    revenue = func.coalesce(func.sum(Order.total_fen - Order.refunded_fen), 0)
+    count, total = session.execute(select(func.count(), revenue).where(Order.workspace_id == workspace_id)).one()
+    return OrderTotals(int(count), int(total))
+
+
 def register_event_type(session: Session, workspace_id: int, name: str, description: str = "",
                         required_properties: list[str] | None = None) -> CustomEventType:
     import re

@@ -104,9 +104,11 @@ def mark_failed(session: Session, job_id: int, error: BaseException) -> str:
     return job.state
 
 
-def retry_dead_job(session: Session, job_id: int) -> Job:
+def retry_dead_job(session: Session, job_id: int, workspace_id: int | None = None) -> Job:
+    """Put a dead job back in the queue; with a workspace, only its own (or system) jobs."""
     job = session.get(Job, job_id)
-    if job is None or job.state != "dead":
+    foreign = workspace_id is not None and job is not None and job.workspace_id not in (workspace_id, None)
+    if job is None or job.state != "dead" or foreign:
         raise NotFound(f"no dead job {job_id}", field="job_id")
     job.state, job.attempts, job.due_at, job.finished_at = "pending", 0, clock.now(), None
     return job
@@ -122,8 +124,11 @@ def list_jobs(session: Session, state: str | None = None, limit: int = 100,
     return list(session.scalars(stmt))
 
 
-def job_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.state, func.count()).group_by(Job.state))
+def job_counts(session: Session, workspace_id: int | None = None) -> dict[str, int]:
+    stmt = select(Job.state, func.count()).group_by(Job.state)
+    if workspace_id is not None:
+        stmt = stmt.where(or_(Job.workspace_id == workspace_id, Job.workspace_id.is_(None)))
+    rows = session.execute(stmt)
     return {state: count for state, count in rows}
 
 
