@@ -89,7 +89,7 @@ def engagement_activities(rng: random.Random, engagement: Engagement, orders: li
 def _poisson_times(rng: random.Random, engagement: Engagement, per_day: float, until: int,
                    window: Window) -> list[int]:
     """Moments of a process running at per_day while engaged and at IDLE_ACCEPT of it otherwise."""
-    times = []
+    times: list[int] = []
     t = float(engagement.contact.added_ts)
     while True:
         t += rng.expovariate(per_day) * DAY

@@ -203,7 +203,7 @@ def _browse_before(rng: random.Random, ts: int, items: tuple[tuple[Product, int]
     pages += [(f"/products/{p.sku}", p.name) for p, _ in items[: rng.randint(1, 2)]]
     moment = ts - rng.randint(5, 40) * MINUTE
     for page, title in pages:
-        if moment >= floor:
+        if floor <= moment < ts:
             out.append(Activity(moment, "page_view", "mini_program", {"page": page, "title": title}))
         moment += rng.randint(1, 6) * MINUTE
 

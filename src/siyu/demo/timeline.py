@@ -33,11 +33,13 @@ class Window:
         return (ts - self.start_ts) / self.span
 
     def daytime(self, rng: random.Random, ts: int, not_before: int | None = None) -> int:
-        """A plausible Beijing time of day on ts's local day; ts itself if that would leave the window.
+        """A plausible Beijing time of day on ts's local day, or ts itself if that time would fall
+        before `not_before` (default: the window start) or at/after the end.
 
-        The result is never before `not_before` (default: the window start) and always before the end.
+        ts is first clamped into [not_before, end), so the result always lies there too.
         """
         floor = self.start_ts if not_before is None else not_before
+        ts = min(max(ts, floor), self.end_ts - 1)
         local_day = (ts + _BEIJING_OFFSET) // DAY
         hour = rng.choices(range(24), cum_weights=_HOUR_CUM)[0]
         moment = local_day * DAY - _BEIJING_OFFSET + hour * HOUR + rng.randrange(HOUR)
