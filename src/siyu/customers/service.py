@@ -325,6 +325,11 @@ def list_links(session: Session, workspace_id: int, status: str = "pending",
     return list(session.scalars(stmt.order_by(IdentityLink.id).limit(500)))
 
 
+def count_links(session: Session, workspace_id: int, status: str = "pending") -> int:
+    return int(session.scalar(select(func.count()).select_from(IdentityLink).where(
+        IdentityLink.workspace_id == workspace_id, IdentityLink.status == status)) or 0)
+
+
 def decide_link(session: Session, ctx: WorkspaceContext, link_id: int, confirm: bool, actor: str) -> IdentityLink:
     """An operator confirms a weak match (the profiles merge) or rejects it (they stay apart)."""
     link = session.scalar(select(IdentityLink).where(and_(IdentityLink.id == link_id,
