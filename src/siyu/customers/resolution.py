@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.customers.identities import IdentityKey, ResolvedIdentity
-from siyu.customers.models import Customer, Identity, IdentityLink
+from siyu.customers.models import Identity, IdentityLink
+from siyu.db.bulk import Bulk
 from siyu.kit import clock
 from siyu.workspaces.service import WorkspaceContext
 
@@ -59,18 +60,21 @@ class BatchResolver:
 
     # -- loading -------------------------------------------------------------------------------
     def preload(self, identity_lists: list[list[ResolvedIdentity]]) -> None:
-        keys = {ident.key for idents in identity_lists for ident in idents}
-        values = sorted({k.value for k in keys})
+        """Load the owners of every identity in the batch, one indexed query per type and chunk."""
+        by_kind: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        for identities in identity_lists:
+            for identity in identities:
+                by_kind[(identity.key.type, identity.key.namespace)].add(identity.key.value)
         table = Identity.__table__
-        for start in range(0, len(values), CHUNK):
-            chunk = values[start:start + CHUNK]
-            rows = self.session.execute(
-                select(table.c.type, table.c.namespace, table.c.value, table.c.customer_id)
-                .where(table.c.workspace_id == self.ctx.id, table.c.value.in_(chunk)))
-            for type_, namespace, value, customer_id in rows:
-                key = IdentityKey(type_, namespace, value)
-                if key in keys:
-                    self.owner[key] = customer_id
+        for (type_, namespace), values in by_kind.items():
+            ordered = sorted(values)
+            for start in range(0, len(ordered), CHUNK):
+                rows = self.session.execute(
+                    select(table.c.value, table.c.customer_id)
+                    .where(table.c.workspace_id == self.ctx.id, table.c.type == type_,
+                           table.c.namespace == namespace, table.c.value.in_(ordered[start:start + CHUNK])))
+                for value, customer_id in rows:
+                    self.owner[IdentityKey(type_, namespace, value)] = customer_id
 
     # -- resolving -----------------------------------------------------------------------------
     def canonical(self, ref: int) -> int:
@@ -176,19 +180,21 @@ class BatchResolver:
         profiles = sorted([*self.new_profiles.values(), *self.absorbed_profiles.values()], key=lambda p: -p.ref)
         if not profiles:
             return {}
-        now = clock.now()
+        bulk = Bulk(self.session)
+        now = bulk.ts(clock.now())
+        ids = bulk.allocate_ids("customers", len(profiles))
         phone_of, email_of = self._contact_identities()
         rows = []
-        for profile in profiles:
+        for customer_id, profile in zip(ids, profiles, strict=True):
             fields, traits_at = profile_from_traits(profile.traits if profile.ref in self.new_profiles else [])
-            fields.setdefault("phone", phone_of.get(profile.ref))
-            fields.setdefault("email", email_of.get(profile.ref))
-            rows.append({"workspace_id": self.ctx.id, "name": None, "gender": None, "birthday": None,
-                         "city": None, "province": None, "acquisition_channel": None, "attributes": {},
-                         **fields, "first_seen_at": profile.first_seen_at, "last_seen_at": profile.last_seen_at,
-                         "profile_updated_at": traits_at, "created_at": now, "updated_at": now})
-        ids = self.session.execute(insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
-                                   rows).scalars().all()
+            rows.append((customer_id, self.ctx.id, fields.get("name"), fields.get("gender"),
+                         bulk.day(fields.get("birthday")), fields.get("phone") or phone_of.get(profile.ref),
+                         fields.get("email") or email_of.get(profile.ref), fields.get("city"), fields.get("province"),
+                         bulk.json(fields.get("attributes") or {}), fields.get("acquisition_channel"),
+                         bulk.ts(profile.first_seen_at), bulk.ts(profile.last_seen_at), bulk.ts(traits_at), now, now))
+        bulk.insert("customers", ("id", "workspace_id", "name", "gender", "birthday", "phone", "email", "city",
+                                  "province", "attributes", "acquisition_channel", "first_seen_at", "last_seen_at",
+                                  "profile_updated_at", "created_at", "updated_at"), rows)
         return {profile.ref: customer_id for profile, customer_id in zip(profiles, ids, strict=True)}
 
     def _contact_identities(self) -> tuple[dict[int, str], dict[int, str]]:
@@ -213,13 +219,12 @@ class BatchResolver:
     def _insert_identities(self, real: dict[int, int]) -> None:
         if not self.new_identities:
             return
-        now = clock.now()
-        rows = [{"workspace_id": self.ctx.id, "customer_id": self.final_id(ref, real), "type": key.type,
-                 "namespace": key.namespace, "value": key.value, "verified": verified, "created_at": now}
+        bulk = Bulk(self.session)
+        now = bulk.ts(clock.now())
+        rows = [(self.ctx.id, self.final_id(ref, real), key.type, key.namespace, key.value, bulk.flag(verified), now)
                 for key, (ref, verified) in self.new_identities.items()]
-        dialect = self.session.get_bind().dialect.name
-        insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-        self.session.execute(insert_fn(Identity).on_conflict_do_nothing(), rows)
+        bulk.insert("identities", ("workspace_id", "customer_id", "type", "namespace", "value", "verified",
+                                   "created_at"), rows, conflict="DO NOTHING")
 
     def _insert_links(self, real: dict[int, int]) -> None:
         now = clock.now()
@@ -233,7 +238,7 @@ class BatchResolver:
         if rows:
             dialect = self.session.get_bind().dialect.name
             insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-            self.session.execute(insert_fn(IdentityLink).on_conflict_do_nothing(), rows)
+            self.session.execute(insert_fn(IdentityLink.__table__).on_conflict_do_nothing(), rows)
 
     def _apply_existing_traits(self) -> None:
         from siyu.customers.service import apply_traits

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record_audit
 from siyu.customers.errors import CustomerNotFound, LinkAlreadyDecided, LinkNotFound
 from siyu.customers.identities import IdentityKey, normalise_value
 from siyu.customers.models import Customer, CustomerMerge, Identity, IdentityLink
-from siyu.db.base import UTCDateTime
+from siyu.db.bulk import Bulk
 from siyu.kit import clock
 from siyu.kit.errors import ValidationFailed
 from siyu.kit.pagination import decode_cursor, encode_cursor
@@ -69,17 +69,11 @@ def apply_traits(session: Session, workspace_id: int, customer_id: int, values: 
 
 def widen_seen(session: Session, workspace_id: int, spans: dict[int, tuple[datetime, datetime]]) -> None:
     """Move first_seen_at earlier and last_seen_at later where events show the customer then."""
-    if not spans:
-        return
-    table = Customer.__table__
-    postgres = session.get_bind().dialect.name == "postgresql"
-    least = func.least if postgres else func.min
-    greatest = func.greatest if postgres else func.max
-    stmt = (update(table).where(table.c.id == bindparam("cid"), table.c.workspace_id == workspace_id)
-            .values(first_seen_at=least(func.coalesce(table.c.first_seen_at, bindparam("first", type_=UTCDateTime())), bindparam("first", type_=UTCDateTime())),
-                    last_seen_at=greatest(func.coalesce(table.c.last_seen_at, bindparam("last", type_=UTCDateTime())), bindparam("last", type_=UTCDateTime()))))
-    params = [{"cid": cid, "first": first, "last": last} for cid, (first, last) in sorted(spans.items())]
-    session.execute(stmt.execution_options(synchronize_session=False), params)
+    bulk = Bulk(session)
+    bulk.run(f"UPDATE customers SET first_seen_at = {bulk.least('first_seen_at', '?')}, "
+             f"last_seen_at = {bulk.greatest('last_seen_at', '?')} WHERE id = ? AND workspace_id = ?",
+             [(bulk.ts(first), bulk.ts(first), bulk.ts(last), bulk.ts(last), cid, workspace_id)
+              for cid, (first, last) in sorted(spans.items())])
 
 
 # -- reading -----------------------------------------------------------------------------------

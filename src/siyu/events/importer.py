@@ -25,7 +25,7 @@ from siyu.kit.errors import ValidationFailed
 from siyu.workspaces.service import WorkspaceContext
 
 KINDS = ("events", "customers", "orders")
-BATCH = 2000
+BATCH = 5000
 PROFILE_COLUMNS = ("name", "gender", "birthday", "email", "city", "province", "acquisition_channel")
 ORDER_COLUMNS = ("order_id", "paid_at", "occurred_at", "channel", "currency", "total_fen", "discount_fen",
                  "coupon_code")

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from siyu.db.bulk import Bulk
 from siyu.events.catalog import INTERACTION_TYPES
 from siyu.events.models import CustomerCategoryStat, CustomerRollup, Event, Order, OrderItem
 
@@ -59,59 +58,36 @@ def _max(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b > a else a
 
 
-def _least(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.least(a, b)
-    return func.min(func.coalesce(a, b), func.coalesce(b, a))
-
-
-def _greatest(session: Session, a: Any, b: Any) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.greatest(a, b)
-    return func.max(func.coalesce(a, b), func.coalesce(b, a))
-
-
-def _insert_fn(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def apply_deltas(session: Session, workspace_id: int, deltas: dict[int, RollupDelta]) -> None:
-    """Upsert the deltas in two statements, whatever the number of customers."""
+    """Upsert the deltas: one driver call for the rollups, one for the category stats."""
     if not deltas:
         return
-    stmt = _insert_fn(session)(CustomerRollup)
-    excluded = stmt.excluded
-    table = CustomerRollup.__table__.c
-    stmt = stmt.on_conflict_do_update(index_elements=["customer_id"], set_={
-        "events_count": table.events_count + excluded.events_count,
-        "orders_count": table.orders_count + excluded.orders_count,
-        "total_spend_fen": table.total_spend_fen + excluded.total_spend_fen,
-        "first_order_at": _least(session, table.first_order_at, excluded.first_order_at),
-        "last_order_at": _greatest(session, table.last_order_at, excluded.last_order_at),
-        "last_interaction_at": _greatest(session, table.last_interaction_at, excluded.last_interaction_at),
-    })
-    session.execute(stmt, [
-        {"customer_id": cid, "workspace_id": workspace_id, "events_count": d.events_count,
-         "orders_count": d.orders_count, "total_spend_fen": d.total_spend_fen, "refunded_fen": 0,
-         "first_order_at": d.first_order_at, "last_order_at": d.last_order_at,
-         "last_interaction_at": d.last_interaction_at}
-        for cid, d in sorted(deltas.items())])
-    category_rows = [
-        {"customer_id": cid, "category": category, "workspace_id": workspace_id, "orders_count": s[0],
-         "quantity": s[1], "spend_fen": s[2], "first_order_at": s[3], "last_order_at": s[4]}
-        for cid, d in sorted(deltas.items()) for category, s in sorted(d.categories.items())]
-    if category_rows:
-        cstmt = _insert_fn(session)(CustomerCategoryStat)
-        cex = cstmt.excluded
-        ctable = CustomerCategoryStat.__table__.c
-        cstmt = cstmt.on_conflict_do_update(index_elements=["customer_id", "category"], set_={
-            "orders_count": ctable.orders_count + cex.orders_count,
-            "quantity": ctable.quantity + cex.quantity,
-            "spend_fen": ctable.spend_fen + cex.spend_fen,
-            "first_order_at": _least(session, ctable.first_order_at, cex.first_order_at),
-            "last_order_at": _greatest(session, ctable.last_order_at, cex.last_order_at),
-        })
-        session.execute(cstmt, category_rows)
+    bulk = Bulk(session)
+    bulk.insert("customer_rollups", ("customer_id", "workspace_id", "events_count", "orders_count",
+                                     "total_spend_fen", "refunded_fen", "first_order_at", "last_order_at",
+                                     "last_interaction_at"),
+                [(cid, workspace_id, d.events_count, d.orders_count, d.total_spend_fen, 0, bulk.ts(d.first_order_at),
+                  bulk.ts(d.last_order_at), bulk.ts(d.last_interaction_at)) for cid, d in sorted(deltas.items())],
+                conflict="(customer_id) DO UPDATE SET "
+                         "events_count = customer_rollups.events_count + excluded.events_count, "
+                         "orders_count = customer_rollups.orders_count + excluded.orders_count, "
+                         "total_spend_fen = customer_rollups.total_spend_fen + excluded.total_spend_fen, "
+                         f"first_order_at = {bulk.least('customer_rollups.first_order_at', 'excluded.first_order_at')}, "
+                         f"last_order_at = {bulk.greatest('customer_rollups.last_order_at', 'excluded.last_order_at')}, "
+                         "last_interaction_at = " + bulk.greatest("customer_rollups.last_interaction_at",
+                                                                  "excluded.last_interaction_at"))
+    category_rows = [(cid, category, workspace_id, st[0], st[1], st[2], bulk.ts(st[3]), bulk.ts(st[4]))
+                     for cid, d in sorted(deltas.items()) for category, st in sorted(d.categories.items())]
+    bulk.insert("customer_category_stats", ("customer_id", "category", "workspace_id", "orders_count", "quantity",
+                                            "spend_fen", "first_order_at", "last_order_at"), category_rows,
+                conflict="(customer_id, category) DO UPDATE SET "
+                         "orders_count = customer_category_stats.orders_count + excluded.orders_count, "
+                         "quantity = customer_category_stats.quantity + excluded.quantity, "
+                         "spend_fen = customer_category_stats.spend_fen + excluded.spend_fen, "
+                         "first_order_at = " + bulk.least("customer_category_stats.first_order_at",
+                                                          "excluded.first_order_at") + ", "
+                         "last_order_at = " + bulk.greatest("customer_category_stats.last_order_at",
+                                                            "excluded.last_order_at"))
 
 
 def recompute_rollups(session: Session, workspace_id: int, customer_ids: Iterable[int]) -> None:
@@ -122,7 +98,7 @@ def recompute_rollups(session: Session, workspace_id: int, customer_ids: Iterabl
         session.execute(delete(CustomerRollup).where(CustomerRollup.customer_id.in_(chunk)))
         session.execute(delete(CustomerCategoryStat).where(CustomerCategoryStat.customer_id.in_(chunk)))
         deltas = _deltas_from_records(session, workspace_id, chunk)
-        session.execute(insert(CustomerRollup), [_zero_row(workspace_id, cid) for cid in chunk])
+        session.execute(insert(CustomerRollup.__table__), [_zero_row(workspace_id, cid) for cid in chunk])
         apply_deltas(session, workspace_id, deltas)
         _apply_refunded_totals(session, workspace_id, chunk)
 

@@ -11,12 +11,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.customers.resolution import BatchResolver
+from siyu.db.bulk import Bulk
 from siyu.events.errors import BatchTooLarge
 from siyu.events.models import CustomEventType, Event, Order, OrderItem, Refund
 from siyu.events.rollups import RollupDelta, apply_deltas, recompute_rollups
@@ -62,6 +63,7 @@ def ingest_events(session: Session, ctx: WorkspaceContext, raw_events: list[Any]
     if max_batch is not None and len(raw_events) > max_batch:
         raise BatchTooLarge(f"a batch holds at most {max_batch} events, got {len(raw_events)}", field="events")
     received_at = clock.now()
+    _serialise_ingestion(session, ctx.id)
     custom_types = custom_event_type_names(session, ctx.id) if ctx.strict_events else frozenset()
     results: list[ItemResult | None] = [None] * len(raw_events)
     valid: list[ValidEvent] = []
@@ -78,6 +80,14 @@ def ingest_events(session: Session, ctx: WorkspaceContext, raw_events: list[Any]
         for event in fresh:
             results[event.index] = ItemResult(event.index, event.event_id, "accepted", event.customer_ref)
     return [r for r in results if r is not None]
+
+
+def _serialise_ingestion(session: Session, workspace_id: int) -> None:
+    """One ingesting transaction per workspace at a time on PostgreSQL (SQLite has one writer anyway):
+    identity resolution and duplicate checks then see every committed batch, so two batches can
+    never create the same person twice or count the same event twice."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(7411, :ws)"), {"ws": workspace_id})
 
 
 def _drop_duplicates(session: Session, ctx: WorkspaceContext, events: list[ValidEvent],
@@ -151,39 +161,40 @@ def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], re
 
 
 def _insert_events(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any) -> list[int]:
-    if not events:
-        return []
-    rows = [{"workspace_id": ctx.id, "event_id": e.event_id, "type": e.type, "customer_id": e.customer_ref,
-             "occurred_at": e.occurred_at, "received_at": received_at, "properties": e.properties}
-            for e in events]
-    stmt = _insert_fn(session)(Event).on_conflict_do_nothing().returning(Event.id)
-    return list(session.execute(stmt, rows).scalars())
+    bulk = Bulk(session)
+    ids = bulk.allocate_ids("events", len(events))
+    received = bulk.ts(received_at)
+    bulk.insert("events", ("id", "workspace_id", "event_id", "type", "customer_id", "occurred_at", "received_at",
+                           "properties"),
+                [(row_id, ctx.id, e.event_id, e.type, e.customer_ref, bulk.ts(e.occurred_at), received,
+                  bulk.json(e.properties)) for row_id, e in zip(ids, events, strict=True)])
+    return ids
 
 
 def _store_orders(session: Session, ctx: WorkspaceContext, events: list[ValidEvent],
                   deltas: dict[int, RollupDelta]) -> set[int]:
-    orders = [e for e in events if e.order is not None]
+    orders = [(e, e.order) for e in events if e.order is not None]
     if not orders:
         return set()
-    rows = [{"workspace_id": ctx.id, "order_id": e.order.order_id, "customer_id": e.customer_ref,
-             "channel": e.order.channel, "currency": e.order.currency, "total_fen": e.order.total_fen,
-             "discount_fen": e.order.discount_fen, "refunded_fen": 0, "status": "paid",
-             "coupon_code": e.order.coupon_code, "paid_at": e.occurred_at, "event_id": e.event_id}
-            for e in orders if e.order is not None]
-    stmt = insert(Order).returning(Order.id, sort_by_parameter_order=True)
-    order_pks = list(session.execute(stmt, rows).scalars())
+    bulk = Bulk(session)
+    order_pks = bulk.allocate_ids("orders", len(orders))
+    bulk.insert("orders", ("id", "workspace_id", "order_id", "customer_id", "channel", "currency", "total_fen",
+                           "discount_fen", "refunded_fen", "status", "coupon_code", "paid_at", "event_id"),
+                [(pk, ctx.id, o.order_id, e.customer_ref, o.channel, o.currency, o.total_fen, o.discount_fen, 0,
+                  "paid", o.coupon_code, bulk.ts(e.occurred_at), e.event_id)
+                 for pk, (e, o) in zip(order_pks, orders, strict=True)])
     items = []
-    for event, order_pk in zip(orders, order_pks, strict=True):
-        assert event.order is not None
+    for order_pk, (event, order) in zip(order_pks, orders, strict=True):
+        paid_at = bulk.ts(event.occurred_at)
         lines = []
-        for item in event.order.items:
-            items.append({"order_pk": order_pk, "workspace_id": ctx.id, "customer_id": event.customer_ref,
-                          "sku": item.sku, "name": item.name, "category": item.category, "quantity": item.quantity,
-                          "unit_price_fen": item.unit_price_fen, "paid_at": event.occurred_at})
+        for item in order.items:
+            items.append((order_pk, ctx.id, event.customer_ref, item.sku, item.name, item.category, item.quantity,
+                          item.unit_price_fen, paid_at))
             lines.append((item.category, item.quantity, item.quantity * item.unit_price_fen))
-        deltas[event.customer_ref].add_order(event.order.total_fen, event.occurred_at, lines)
-    session.execute(insert(OrderItem), items)
-    return _apply_waiting_refunds(session, ctx, [e.order.order_id for e in orders if e.order is not None])
+        deltas[event.customer_ref].add_order(order.total_fen, event.occurred_at, lines)
+    bulk.insert("order_items", ("order_pk", "workspace_id", "customer_id", "sku", "name", "category", "quantity",
+                                "unit_price_fen", "paid_at"), items)
+    return _apply_waiting_refunds(session, ctx, [o.order_id for _, o in orders])
 
 
 def _store_refunds(session: Session, ctx: WorkspaceContext, events: list[ValidEvent]) -> set[int]:
@@ -193,7 +204,7 @@ def _store_refunds(session: Session, ctx: WorkspaceContext, events: list[ValidEv
     rows = [{"workspace_id": ctx.id, "refund_id": str(e.properties["refund_id"]),
              "order_id": str(e.properties["order_id"]), "amount_fen": int(e.properties["amount_fen"]),
              "refunded_at": e.occurred_at, "applied": False} for e in refunds]
-    session.execute(_insert_fn(session)(Refund).on_conflict_do_nothing(), rows)
+    session.execute(_insert_fn(session)(Refund.__table__).on_conflict_do_nothing(), rows)
     return _apply_waiting_refunds(session, ctx, [r["order_id"] for r in rows])
 
 
