@@ -371,3 +371,28 @@ def customer_profile(session: Session, workspace_id: int, customer_id: int) -> C
                                                                 Customer.merged_into_id == customer.id)))
     return CustomerProfile(customer, customer_identities(session, workspace_id, customer.id), summary,
                            merged_ids, customer_id)
+
+
+# -- reads for other domains (coupons, loyalty) -------------------------------------------------
+
+def resolve_customer_ids(session: Session, workspace_id: int, customer_ids: list[int]) -> dict[int, int]:
+    """Each id of this workspace → the profile it resolves to (its survivor after merges).
+    Ids unknown in the workspace are left out."""
+    found: dict[int, int] = {}
+    unique = sorted(set(customer_ids))
+    for start in range(0, len(unique), 5000):
+        rows = session.execute(select(Customer.id, Customer.merged_into_id).where(
+            Customer.workspace_id == workspace_id, Customer.id.in_(unique[start:start + 5000])))
+        found.update({int(cid): int(merged or cid) for cid, merged in rows})
+    return found
+
+
+def customers_born_in_month(session: Session, workspace_id: int, customer_ids: list[int], month: int) -> set[int]:
+    """Which of these customers have their birthday in `month` (1-12)."""
+    found: set[int] = set()
+    unique = sorted(set(customer_ids))
+    for start in range(0, len(unique), 5000):
+        found.update(session.scalars(select(Customer.id).where(
+            Customer.workspace_id == workspace_id, Customer.id.in_(unique[start:start + 5000]),
+            Customer.birthday.is_not(None), func.extract("month", Customer.birthday) == month)))
+    return found

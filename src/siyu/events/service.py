@@ -308,3 +308,63 @@ def register_event_type(session: Session, workspace_id: int, name: str, descript
     session.add(item)
     session.flush()
     return item
+
+
+# -- reads and system events for the domains that react to events (loyalty, coupons) ------------
+
+def events_by_ids(session: Session, workspace_id: int, ids: list[int]) -> list[Event]:
+    """Stored events by row id (as published in `events_ingested`), oldest first."""
+    found: list[Event] = []
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), CHUNK * 2):
+        found.extend(session.scalars(select(Event).where(Event.workspace_id == workspace_id,
+                                                         Event.id.in_(unique[start:start + CHUNK * 2]))))
+    return sorted(found, key=lambda e: (e.occurred_at, e.id))
+
+
+def orders_by_order_ids(session: Session, workspace_id: int, order_ids: list[str]) -> dict[str, Order]:
+    """Orders by the shop's order id, with their refunded amount and status as of now."""
+    found: dict[str, Order] = {}
+    unique = sorted(set(order_ids))
+    for start in range(0, len(unique), CHUNK * 2):
+        found.update({o.order_id: o for o in session.scalars(
+            select(Order).where(Order.workspace_id == workspace_id,
+                                Order.order_id.in_(unique[start:start + CHUNK * 2])))})
+    return found
+
+
+def get_order(session: Session, workspace_id: int, order_id: str) -> Order | None:
+    return session.scalar(select(Order).where(Order.workspace_id == workspace_id, Order.order_id == order_id))
+
+
+@dataclass(frozen=True)
+class SystemEvent:
+    """An event siyu itself emits (tier_changed, ...). `event_id` is stable, derived from its cause."""
+
+    event_id: str
+    type: str
+    customer_id: int
+    occurred_at: Any
+    properties: dict[str, Any]
+
+
+def record_system_events(session: Session, ctx: WorkspaceContext, events: list[SystemEvent]) -> list[int]:
+    """Store system events on the customers' timelines; recording the same id again is a no-op.
+
+    Rollups count them like any event. They are not re-published as `events_ingested` (no reaction
+    loops): the caller publishes its own domain event. Returns the row ids of the new events.
+    """
+    if not events:
+        return []
+    received_at = clock.now()
+    stmt = (_insert_fn(session)(Event).on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+            .returning(Event.id, Event.customer_id, Event.type, Event.occurred_at))
+    rows = session.execute(stmt, [
+        {"workspace_id": ctx.id, "event_id": e.event_id, "type": e.type, "customer_id": e.customer_id,
+         "occurred_at": e.occurred_at, "received_at": received_at, "properties": e.properties}
+        for e in events]).all()
+    deltas: dict[int, RollupDelta] = defaultdict(RollupDelta)
+    for _, customer_id, event_type, occurred_at in rows:
+        deltas[customer_id].add_event(event_type, occurred_at)
+    apply_deltas(session, ctx.id, deltas)
+    return sorted(row[0] for row in rows)
