@@ -29,7 +29,14 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, immediate: bool = True) -> Engine:
+    """An engine with siyu's connection settings.
+
+    On SQLite every transaction starts with BEGIN IMMEDIATE (`immediate=True`), so two writers queue
+    on the lock instead of one failing when it upgrades from reading to writing. An engine used
+    only to look (tests' assertions and arrangements) passes `immediate=False`: it runs each statement
+    in SQLite's autocommit mode, so it never holds a lock or a stale snapshot between statements.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -38,7 +45,8 @@ def make_engine(url: str) -> Engine:
         def _no_pysqlite_tx(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
 
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        if immediate:
+            event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
