@@ -23,4 +23,4 @@ def list_jobs(caller: Reader, db: Db, state: str | None = None, limit: int = 100
 
 @router.post("/jobs/{job_id}/retry")
 def retry_job(caller: Writer, db: Db, job_id: int) -> dict[str, Any]:
-    return _job(service.retry_dead_job(db, job_id))
+    return _job(service.retry_dead_job(db, job_id, caller.workspace.id))

@@ -38,7 +38,7 @@ def enqueue_many(session: Session, jobs: Sequence[dict[str, Any]]) -> None:
              "max_attempts": j.get("max_attempts", 8), "created_at": now} for j in jobs]
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert_fn(Job).on_conflict_do_nothing(index_elements=["key"]), rows)
+    session.execute(insert_fn(Job.__table__).on_conflict_do_nothing(index_elements=["key"]), rows)
 
 
 def publish(session: Session, event: str, payload: dict[str, Any], *, workspace_id: int,

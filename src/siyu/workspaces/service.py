@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.identities import DEFAULT_STRONG_TYPES
 from siyu.kit import clock
-from siyu.kit.errors import ValidationFailed
+from siyu.kit.errors import NotFound, ValidationFailed
 from siyu.kit.timefmt import zone
 from siyu.workspaces.errors import (
     EmailTaken,
@@ -29,6 +30,7 @@ from siyu.workspaces.models import ApiKey, User, Workspace
 ROLES = ("owner", "operator", "staff", "analyst")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _hasher = PasswordHasher()
+KEY_USE_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -158,10 +160,21 @@ def verify_api_key(session: Session, secret: str) -> ApiKey:
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None)))
     if key is None or not secrets.compare_digest(key.key_hash, _hash_key(secret)):
         raise InvalidCredentials("API key is not valid")
-    session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=clock.now()))
+    now = clock.now()
+    if key.last_used_at is None or now - key.last_used_at > KEY_USE_RESOLUTION:
+        # Recorded at minute resolution so a busy integration does not write on every request.
+        session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
     return key
 
 
-def revoke_api_key(session: Session, workspace_id: int, key_id: int) -> None:
-    session.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace_id == workspace_id)
-                    .values(revoked_at=clock.now()))
+def list_api_keys(session: Session, workspace_id: int) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).where(ApiKey.workspace_id == workspace_id).order_by(ApiKey.id)))
+
+
+def revoke_api_key(session: Session, workspace_id: int, key_id: int) -> ApiKey:
+    key = session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.workspace_id == workspace_id))
+    if key is None:
+        raise NotFound(f"no API key {key_id}", field="key_id")
+    if key.revoked_at is None:
+        key.revoked_at = clock.now()
+    return key
