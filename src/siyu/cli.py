@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -257,10 +256,11 @@ def demo(customers: Annotated[int, typer.Option(help="how many customers")] = 50
          ) -> None:
     """Create (or top up) the demo brand: a 母婴 + 美妆 shop with a year of history."""
     from siyu.demo.load import load_demo
+    from siyu.kit import clock
 
     _migrate()
     result = load_demo(_engine(), customers=customers, seed=seed, slug=workspace, password=password,
-                       end=datetime.now(UTC), progress=err_console if sys.stderr.isatty() else None)
+                       end=clock.now(), progress=err_console if sys.stderr.isatty() else None)
     console.print(f"demo workspace [bold]{result.slug}[/bold]: {result.customers} customers, "
                   f"{result.events} events ({result.accepted} new)")
     console.print(f"console login: [bold]{result.email}[/bold] / [bold]{result.password}[/bold]")

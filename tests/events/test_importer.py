@@ -1,0 +1,106 @@
+"""Streaming imports: clear per-row errors, a rejects file, and re-runs that change nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from siyu.customers.models import Customer
+from siyu.events.importer import import_file
+from siyu.events.models import Event, Order, OrderItem
+from siyu.kit.errors import ValidationFailed
+from tests.factories import event, order
+
+
+def _write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    return path
+
+
+def _count(db: Session, model: type) -> int:
+    return db.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_jsonl_import_with_a_broken_line_in_the_middle(clean_engine: Engine, db: Session, workspace,
+                                                      tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "events.jsonl", [event(id="a"), "{oops", order("O-1", id="b"),
+                                                    event(id="c", at="2026-11-01 10:00")])
+    summary = import_file(clean_engine, workspace, path, "events", batch_size=2)
+    assert (summary.accepted, summary.duplicate, summary.rejected) == (2, 0, 2)
+    assert _count(db, Event) == 2 and _count(db, Order) == 1
+    assert summary.rejected_file is not None
+    rejected = [json.loads(line) for line in summary.rejected_file.read_text().splitlines()]
+    assert [r["error_field"] for r in rejected] == [None, "occurred_at"]
+    assert "not valid JSON" in rejected[0]["error_reason"]
+
+
+def test_reimport_changes_nothing(clean_engine: Engine, db: Session, workspace, tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "events.jsonl", [event(id=f"e{i}", identities={"wechat_unionid": f"u{i % 4}"})
+                                                    for i in range(20)])
+    first = import_file(clean_engine, workspace, path, "events")
+    second = import_file(clean_engine, workspace, path, "events")
+    assert (first.accepted, second.accepted, second.duplicate) == (20, 0, 20)
+    assert _count(db, Event) == 20 and _count(db, Customer) == 4
+    assert not (tmp_path / "events.rejected.jsonl").exists()
+
+
+def test_csv_events_with_identity_and_property_columns(clean_engine: Engine, db: Session, workspace,
+                                                       tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "type", "occurred_at", "phone", "wechat_unionid", "properties.page", "traits.city"])
+        writer.writerow(["v1", "page_view", "2026-11-01T10:00:00+08:00", "13812345678", "u-9", "/home", "杭州"])
+        writer.writerow(["v2", "page_view", "2026-11-01T10:00:00+08:00", "1381234", "u-8", "/home", ""])
+        writer.writerow(["v3", "page_view", "2026-11-01T10:00:00+08:00"])
+    summary = import_file(clean_engine, workspace, path, "events")
+    assert (summary.accepted, summary.rejected) == (1, 2)
+    customer = db.scalar(select(Customer))
+    assert customer is not None and (customer.city, customer.phone) == ("杭州", "+8613812345678")
+    assert summary.rejected_file is not None
+    rows = list(csv.reader(summary.rejected_file.open()))
+    assert rows[0] == ["error_field", "error_reason", "row"]
+    assert [r[0] for r in rows[1:]] == ["identities[0].value", ""]
+
+
+def test_orders_csv_groups_item_rows_by_order(clean_engine: Engine, db: Session, workspace, tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,paid_at,wechat_unionid,channel,sku,name,category,quantity,unit_price_fen\n"
+        "T-1,2026-10-01T10:00:00+08:00,u-1,tmall,MILK,奶粉,母婴/奶粉,2,29800\n"
+        "T-1,2026-10-01T10:00:00+08:00,u-1,tmall,MASK,面膜,美妆/面膜,1,9900\n"
+        "T-2,2026-10-05T10:00:00+08:00,u-1,jd,MASK,面膜,美妆/面膜,1,-5\n")
+    summary = import_file(clean_engine, workspace, path, "orders")
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert _count(db, Order) == 1 and _count(db, OrderItem) == 2
+    assert db.scalar(select(Order.total_fen)) == 2 * 29800 + 9900
+    again = import_file(clean_engine, workspace, path, "orders")
+    assert (again.accepted, again.duplicate, again.rejected) == (0, 1, 1)
+
+
+def test_customers_import_creates_profiles_and_is_idempotent(clean_engine: Engine, db: Session, workspace,
+                                                           tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    path.write_text("name,phone,member_no,city,gender,attributes.baby_age_months\n"
+                    "王芳,138 1234 5678,M-1,上海,female,8\n"
+                    "李雷,13912345678,M-2,北京,male,\n")
+    first = import_file(clean_engine, workspace, path, "customers")
+    second = import_file(clean_engine, workspace, path, "customers")
+    assert (first.accepted, second.duplicate) == (2, 2)
+    fang = db.scalar(select(Customer).where(Customer.name == "王芳"))
+    assert fang is not None and fang.attributes == {"baby_age_months": 8} and fang.city == "上海"
+    assert _count(db, Customer) == 2
+
+
+def test_unknown_format_and_missing_file_are_clear_errors(clean_engine: Engine, workspace, tmp_path: Path) -> None:
+    with pytest.raises(ValidationFailed, match="no such file"):
+        import_file(clean_engine, workspace, tmp_path / "missing.csv", "events")
+    other = tmp_path / "events.xlsx"
+    other.write_text("x")
+    with pytest.raises(ValidationFailed, match=".csv or .jsonl"):
+        import_file(clean_engine, workspace, other, "events")
