@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.db.base import table_of
 from siyu.jobs.models import Job
 from siyu.kit import clock
 from siyu.kit.errors import NotFound
@@ -38,7 +39,7 @@ def enqueue_many(session: Session, jobs: Sequence[dict[str, Any]]) -> None:
              "max_attempts": j.get("max_attempts", 8), "created_at": now} for j in jobs]
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert_fn(Job.__table__).on_conflict_do_nothing(index_elements=["key"]), rows)
+    session.execute(insert_fn(table_of(Job)).on_conflict_do_nothing(index_elements=["key"]), rows)
 
 
 def publish(session: Session, event: str, payload: dict[str, Any], *, workspace_id: int,
@@ -54,7 +55,7 @@ def publish(session: Session, event: str, payload: dict[str, Any], *, workspace_
     ])
 
 
-def _due_jobs_query(now: datetime, limit: int) -> Select[tuple[int]]:
+def _due_jobs_query(now: datetime, limit: int) -> Select[Any]:
     return (select(Job.id)
             .where(or_(Job.state == "pending", (Job.state == "running") & (Job.locked_until < now)),
                    Job.due_at <= now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -64,7 +64,7 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 WRITE_ROLES = frozenset({"owner", "operator"})
 
 
-def require_roles(*roles: str) -> object:
+def require_roles(*roles: str) -> Any:
     allowed = frozenset(roles)
 
     def check(caller: CallerDep) -> Caller:
