@@ -12,8 +12,11 @@ Job handlers live in each domain's `tasks.py` (`@job_handler("kind")`), loaded b
 from __future__ import annotations
 
 SUBSCRIPTIONS: dict[str, list[str]] = {
-    # payload: workspace_id, event_ids (row ids), customer_ids, types
+    # Every ingested batch. payload: workspace_id, event_ids (row ids), customer_ids, types
     "events_ingested": [],
+    # Every event type is also published per batch under its own name (`order_paid`, `order_refunded`,
+    # `check_in`, `message_received`, …) with payload: workspace_id, event_ids, customer_ids — add a
+    # key here to react to one type.
     # payload: workspace_id, survivor_id, absorbed_id
     "customer_merged": [],
 }

@@ -154,10 +154,23 @@ def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], re
     if needs_recompute:
         recompute_rollups(session, ctx.id, needs_recompute)
     if row_ids:
-        publish(session, "events_ingested", {
-            "workspace_id": ctx.id, "event_ids": row_ids,
-            "customer_ids": sorted({e.customer_ref for e in stored_events}),
-            "types": sorted({e.type for e in stored_events})}, workspace_id=ctx.id)
+        _publish_ingested(session, ctx, stored_events, row_ids)
+
+
+def _publish_ingested(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], row_ids: list[int]) -> None:
+    """One `events_ingested` for the batch, and one domain event per event type in it (`order_paid`,
+    `check_in`, …) carrying only that type's rows: a subscriber handles a batch, never one job per event."""
+    publish(session, "events_ingested", {
+        "workspace_id": ctx.id, "event_ids": row_ids, "customer_ids": sorted({e.customer_ref for e in events}),
+        "types": sorted({e.type for e in events})}, workspace_id=ctx.id)
+    by_type: dict[str, tuple[list[int], set[int]]] = {}
+    for row_id, event in zip(row_ids, events, strict=True):
+        ids, customers = by_type.setdefault(event.type, ([], set()))
+        ids.append(row_id)
+        customers.add(event.customer_ref)
+    for event_type, (ids, customers) in sorted(by_type.items()):
+        publish(session, event_type, {"workspace_id": ctx.id, "event_ids": ids, "customer_ids": sorted(customers)},
+                workspace_id=ctx.id, key=f"{ctx.id}:{ids[0]}")
 
 
 def _insert_events(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any) -> list[int]:
