@@ -254,7 +254,7 @@ def customer_detail(request: Request, db: Db, viewer: ViewerDep, customer_id: in
         "pending_links": list_links(db, ws.id, "pending", survivor)})
 
 
-@router.get("/customers/{customer_id}/timeline", name="customer_timeline")
+@router.get("/customers/{customer_id}/timeline", name="customer_timeline_fragment")
 def customer_timeline(request: Request, db: Db, viewer: ViewerDep, customer_id: int,
                       before: int | None = None) -> Response:
     ws = viewer.workspace

@@ -221,7 +221,8 @@ def _build_environment(locale: str, translations: gettext.NullTranslations) -> E
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
-    env.filters.update(money=format_money, number=format_number, phone=format_phone, datetime=_datetime_filter, date=_date_filter)
+    env.filters.update(money=format_money, number=format_number, phone=format_phone, datetime=_datetime_filter,
+                       date=_date_filter)
     env.globals.update(
         event_label=_labeller(translations, EVENT_LABELS), identity_label=_labeller(translations, IDENTITY_LABELS),
         channel_label=_labeller(translations, CHANNEL_LABELS), job_state_label=_labeller(translations,
