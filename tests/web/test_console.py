@@ -120,6 +120,16 @@ def test_pages_carry_the_token_for_htmx_on_body(console: Console) -> None:
     assert f'hx-headers=\'{{"X-CSRF-Token": "{console.token}"}}\'' in html
 
 
+def test_the_api_refuses_a_session_write_without_the_token(console: Console, clean_engine: Engine) -> None:
+    body = make_event(id="from-session")
+    assert console.client.post("/api/v1/events", json=body).status_code == 403
+    with transaction(clean_engine) as session:
+        assert session.scalar(select(func.count()).select_from(Customer)) == 0
+    assert console.client.get("/api/v1/customers").status_code == 200
+    sent = console.client.post("/api/v1/events", json=body, headers={"X-CSRF-Token": console.token})
+    assert sent.status_code == 201
+
+
 # -- roles ------------------------------------------------------------------------------------
 
 def test_analyst_reads_every_page_but_cannot_decide_or_retry(console_as: Any, clean_engine: Engine,

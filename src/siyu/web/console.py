@@ -164,8 +164,15 @@ def current_editor(viewer: Annotated[Viewer, Depends(current_viewer)]) -> Viewer
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 EditorDep = Annotated[Viewer, Depends(current_editor)]
 
-router = APIRouter(route_class=ConsoleRoute, include_in_schema=False, default_response_class=HTMLResponse,
-                   dependencies=[Depends(page_locale), CsrfProtected])
+def console_router() -> APIRouter:
+    """The router of a console module (this one, or a domain's `console.py`): HTML error pages and
+    login redirects, the request's language, and CSRF checks on every unsafe method. Name a domain's
+    index page after the domain (`name="tags"`) and it appears in the sidebar (siyu.web.templating.NAV)."""
+    return APIRouter(route_class=ConsoleRoute, include_in_schema=False, default_response_class=HTMLResponse,
+                     dependencies=[Depends(page_locale), CsrfProtected])
+
+
+router = console_router()
 
 
 # -- login -------------------------------------------------------------------------------------

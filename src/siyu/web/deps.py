@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from siyu.kit.errors import Forbidden, Unauthorized
+from siyu.web.csrf import HEADER as CSRF_HEADER
+from siyu.web.csrf import SAFE_METHODS, CsrfFailed, token_matches
 from siyu.workspaces.service import WorkspaceContext, context_of, get_user, get_workspace, verify_api_key
 
 
@@ -52,6 +54,8 @@ def get_caller(request: Request, db: Db) -> Caller:
         return Caller(context_of(workspace), key.role, f"apikey:{key.id}")
     user_id = request.session.get("user_id") if "session" in request.scope else None
     if user_id:
+        if request.method not in SAFE_METHODS and not token_matches(request, request.headers.get(CSRF_HEADER)):
+            raise CsrfFailed("a console session must send its CSRF token (X-CSRF-Token) to change anything")
         user = get_user(db, int(user_id))
         if user is not None and user.is_active:
             workspace = get_workspace(db, user.workspace_id)
