@@ -1,0 +1,198 @@
+"""Every query of the coupon tables, scoped by workspace in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from siyu.coupons.models import Coupon, CouponRedemption, CouponTemplate
+from siyu.kit.pagination import decode_cursor, encode_cursor
+
+CHUNK = 5000
+
+
+def insert_for(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# -- templates ---------------------------------------------------------------------------------
+
+def template(session: Session, workspace_id: int, template_id: int, *, lock: bool = False) -> CouponTemplate | None:
+    stmt = select(CouponTemplate).where(CouponTemplate.id == template_id, CouponTemplate.workspace_id == workspace_id)
+    if lock:
+        # The stock counter and per-customer counts are decided under this lock: issuers of one
+        # template queue here, issuers of different templates do not meet.
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(stmt)
+
+
+def templates(session: Session, workspace_id: int, status: str | None = None) -> list[CouponTemplate]:
+    stmt = select(CouponTemplate).where(CouponTemplate.workspace_id == workspace_id)
+    if status:
+        stmt = stmt.where(CouponTemplate.status == status)
+    return list(session.scalars(stmt.order_by(CouponTemplate.id.desc())))
+
+
+def add_issued(session: Session, template_id: int, count: int) -> None:
+    session.execute(update(CouponTemplate).where(CouponTemplate.id == template_id)
+                    .values(issued_count=CouponTemplate.issued_count + count))
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    issued: int = 0
+    redeemed: int = 0
+    expired: int = 0
+    gmv_fen: int = 0
+    discount_fen: int = 0
+
+
+def stats(session: Session, workspace_id: int, template_ids: Sequence[int]) -> dict[int, StatsRow]:
+    """Issued, redeemed (not restored), expired, and the GMV and discount of redeemed orders."""
+    if not template_ids:
+        return {}
+    expired = {int(tid): int(n) for tid, n in session.execute(
+        select(Coupon.template_id, func.count())
+        .where(Coupon.workspace_id == workspace_id, Coupon.template_id.in_(template_ids), Coupon.state == "expired")
+        .group_by(Coupon.template_id))}
+    issued = dict(session.execute(select(CouponTemplate.id, CouponTemplate.issued_count)
+                                  .where(CouponTemplate.id.in_(template_ids))).tuples().all())
+    money = {tid: (int(n), int(gmv or 0), int(discount or 0)) for tid, n, gmv, discount in session.execute(
+        select(CouponRedemption.template_id, func.count(), func.sum(CouponRedemption.order_amount_fen),
+               func.sum(CouponRedemption.discount_fen))
+        .where(CouponRedemption.workspace_id == workspace_id, CouponRedemption.template_id.in_(template_ids),
+               CouponRedemption.restored_at.is_(None))
+        .group_by(CouponRedemption.template_id))}
+    return {tid: StatsRow(issued=int(issued.get(tid, 0)), redeemed=money.get(tid, (0, 0, 0))[0],
+                          expired=expired.get(tid, 0), gmv_fen=money.get(tid, (0, 0, 0))[1],
+                          discount_fen=money.get(tid, (0, 0, 0))[2])
+            for tid in template_ids}
+
+
+# -- coupons -----------------------------------------------------------------------------------
+
+def coupon_by_code(session: Session, workspace_id: int, code: str) -> Coupon | None:
+    return session.scalar(select(Coupon).where(Coupon.code == code, Coupon.workspace_id == workspace_id)
+                          .execution_options(populate_existing=True))
+
+
+def coupons_by_cause(session: Session, workspace_id: int, keys: Sequence[str]) -> dict[str, Coupon]:
+    found: dict[str, Coupon] = {}
+    for part in chunked(sorted(set(keys))):
+        found.update({c.cause_key: c for c in session.scalars(
+            select(Coupon).where(Coupon.workspace_id == workspace_id, Coupon.cause_key.in_(part)))})
+    return found
+
+
+def existing_cause_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunked(sorted(set(keys))):
+        found.update(session.scalars(select(Coupon.cause_key).where(Coupon.workspace_id == workspace_id,
+                                                                    Coupon.cause_key.in_(part))))
+    return found
+
+
+def held_counts(session: Session, template_id: int, customer_ids: Sequence[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for part in chunked(sorted(set(customer_ids))):
+        counts.update({int(cid): int(n) for cid, n in session.execute(
+            select(Coupon.customer_id, func.count()).where(Coupon.template_id == template_id,
+                                                           Coupon.customer_id.in_(part))
+            .group_by(Coupon.customer_id))})
+    return counts
+
+
+def insert_coupons(session: Session, rows: list[dict[str, Any]]) -> None:
+    for part in chunked(rows):
+        session.execute(insert(Coupon), list(part))
+
+
+def claim_for_redemption(session: Session, coupon_id: int, at: datetime) -> bool:
+    """issued → redeemed, atomically: exactly one of any number of concurrent callers gets True."""
+    result = session.execute(update(Coupon).where(Coupon.id == coupon_id, Coupon.state == "issued",
+                                                  Coupon.valid_until > at)
+                             .values(state="redeemed", redeemed_at=at)
+                             .execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def active_redemption(session: Session, coupon_id: int) -> CouponRedemption | None:
+    return session.scalar(select(CouponRedemption).where(CouponRedemption.coupon_id == coupon_id,
+                                                         CouponRedemption.restored_at.is_(None))
+                          .order_by(CouponRedemption.id.desc()).limit(1))
+
+
+def redemptions_of_orders(session: Session, workspace_id: int, order_ids: Sequence[str]) -> list[CouponRedemption]:
+    return list(session.scalars(select(CouponRedemption).where(
+        CouponRedemption.workspace_id == workspace_id, CouponRedemption.order_id.in_(sorted(set(order_ids))),
+        CouponRedemption.restored_at.is_(None))))
+
+
+def list_coupons(session: Session, workspace_id: int, *, customer_id: int | None = None, state: str | None = None,
+                 template_id: int | None = None, cursor: str | None = None,
+                 limit: int = 50) -> tuple[list[Coupon], str | None]:
+    stmt = select(Coupon).where(Coupon.workspace_id == workspace_id)
+    if customer_id is not None:
+        stmt = stmt.where(Coupon.customer_id == customer_id)
+    if state:
+        stmt = stmt.where(Coupon.state == state)
+    if template_id is not None:
+        stmt = stmt.where(Coupon.template_id == template_id)
+    if cursor:
+        (last_id,) = decode_cursor(cursor)
+        stmt = stmt.where(Coupon.id < int(last_id))
+    rows = list(session.scalars(stmt.order_by(Coupon.id.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def count_usable(session: Session, workspace_id: int, customer_id: int, at: datetime) -> int:
+    return int(session.scalar(select(func.count()).select_from(Coupon).where(
+        Coupon.workspace_id == workspace_id, Coupon.customer_id == customer_id, Coupon.state == "issued",
+        Coupon.valid_until > at)) or 0)
+
+
+def due_for_expiry(session: Session, at: datetime, limit: int) -> list[int]:
+    return list(session.scalars(select(Coupon.id).where(Coupon.state == "issued", Coupon.valid_until <= at)
+                                .order_by(Coupon.valid_until, Coupon.id).limit(limit)))
+
+
+def mark_expired(session: Session, coupon_ids: Sequence[int], at: datetime) -> int:
+    result = session.execute(update(Coupon).where(Coupon.id.in_(coupon_ids), Coupon.state == "issued",
+                                                  Coupon.valid_until <= at)
+                             .values(state="expired", ended_at=at).execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def move_customer(session: Session, workspace_id: int, from_id: int, to_id: int) -> int:
+    moved = session.execute(update(Coupon).where(Coupon.workspace_id == workspace_id, Coupon.customer_id == from_id)
+                            .values(customer_id=to_id).execution_options(synchronize_session=False))
+    session.execute(update(CouponRedemption).where(CouponRedemption.workspace_id == workspace_id,
+                                                   CouponRedemption.customer_id == from_id)
+                    .values(customer_id=to_id).execution_options(synchronize_session=False))
+    return int(getattr(moved, "rowcount", 0) or 0)
+
+
+def give_back(session: Session, coupon_id: int) -> bool:
+    """redeemed → issued (a refund restored it), atomically."""
+    result = session.execute(update(Coupon).where(Coupon.id == coupon_id, Coupon.state == "redeemed")
+                             .values(state="issued", redeemed_at=None).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def end_issued(session: Session, coupon_id: int, state: str, at: datetime) -> bool:
+    result = session.execute(update(Coupon).where(Coupon.id == coupon_id, Coupon.state == "issued")
+                             .values(state=state, ended_at=at).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,381 @@
+"""Every query of the loyalty tables, scoped by workspace in one place.
+
+Locking order, everywhere: members (ascending id) first, then lots, then anything of other domains
+(coupon templates). Every writer of a member's ledger, lots or activity holds that member's row lock,
+so a check made under the lock stays true until commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from siyu.kit.pagination import decode_cursor, encode_cursor
+from siyu.loyalty.models import (
+    Activity,
+    BenefitGrant,
+    BenefitRun,
+    Member,
+    PointsEntry,
+    PointsLot,
+    Programme,
+    Tier,
+    TierChange,
+)
+
+CHUNK = 5000
+MEMBERS = cast(Table, Member.__table__)
+LOTS = cast(Table, PointsLot.__table__)
+
+
+def insert_for(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# -- programme and tiers -----------------------------------------------------------------------
+
+def programme(session: Session, workspace_id: int) -> Programme | None:
+    return session.scalar(select(Programme).where(Programme.workspace_id == workspace_id))
+
+
+def programmes(session: Session) -> list[Programme]:
+    return list(session.scalars(select(Programme).order_by(Programme.workspace_id)))
+
+
+def take_member_numbers(session: Session, programme_id: int, count: int) -> int:
+    """Reserve `count` member numbers atomically; returns the last one reserved."""
+    return int(session.execute(update(Programme).where(Programme.id == programme_id)
+                               .values(member_seq=Programme.member_seq + count)
+                               .returning(Programme.member_seq)).scalar_one())
+
+
+def tiers(session: Session, workspace_id: int) -> list[Tier]:
+    return list(session.scalars(select(Tier).where(Tier.workspace_id == workspace_id).order_by(Tier.rank)))
+
+
+def tier_holders(session: Session, workspace_id: int, tier_ids: Sequence[int]) -> dict[int, int]:
+    rows = session.execute(select(Member.tier_id, func.count()).where(Member.workspace_id == workspace_id,
+                                                                      Member.tier_id.in_(tier_ids))
+                           .group_by(Member.tier_id))
+    return {int(tid): int(n) for tid, n in rows}
+
+
+# -- members -----------------------------------------------------------------------------------
+
+def member_of_customer(session: Session, workspace_id: int, customer_id: int) -> Member | None:
+    return session.scalar(select(Member).where(Member.workspace_id == workspace_id,
+                                                Member.customer_id == customer_id)
+                          .execution_options(populate_existing=True))
+
+
+def members_of_customers(session: Session, workspace_id: int, customer_ids: Sequence[int]) -> dict[int, int]:
+    """customer_id → member id, without locking."""
+    found: dict[int, int] = {}
+    for part in chunked(sorted(set(customer_ids))):
+        found.update({int(c): int(m) for c, m in session.execute(
+            select(Member.customer_id, Member.id).where(Member.workspace_id == workspace_id,
+                                                        Member.customer_id.in_(part)))})
+    return found
+
+
+def insert_members(session: Session, rows: list[dict[str, Any]]) -> list[Member]:
+    members: list[Member] = []
+    for part in chunked(rows):
+        members.extend(session.scalars(insert(Member).returning(Member, sort_by_parameter_order=True), list(part)))
+    return members
+
+
+def lock_members(session: Session, workspace_id: int, member_ids: Iterable[int]) -> dict[int, Member]:
+    """Row-lock members in ascending id order (no deadlocks) and load their current balances."""
+    found: dict[int, Member] = {}
+    for part in chunked(sorted(set(member_ids))):
+        stmt = (select(Member).where(Member.workspace_id == workspace_id, Member.id.in_(part))
+                .order_by(Member.id).with_for_update().execution_options(populate_existing=True))
+        found.update({m.id: m for m in session.scalars(stmt)})
+    return found
+
+
+def lock_members_of_customers(session: Session, workspace_id: int, customer_ids: Iterable[int]) -> dict[int, Member]:
+    """customer_id → member, row-locked in ascending member id order."""
+    ids: list[int] = []
+    for part in chunked(sorted(set(customer_ids))):
+        ids.extend(session.scalars(select(Member.id).where(Member.workspace_id == workspace_id,
+                                                           Member.customer_id.in_(part))))
+    return {m.customer_id: m for m in lock_members(session, workspace_id, ids).values()}
+
+
+def apply_balance_deltas(session: Session, deltas: dict[int, tuple[int, int, int]], at: datetime) -> None:
+    """balance += d, pending += d, debt += d — never a value read back and written."""
+    if not deltas:
+        return
+    stmt = (update(MEMBERS).where(MEMBERS.c.id == bindparam("member_id"))
+            .values(points_balance=MEMBERS.c.points_balance + bindparam("d_points"),
+                    points_pending=MEMBERS.c.points_pending + bindparam("d_pending"),
+                    points_debt=MEMBERS.c.points_debt + bindparam("d_debt"), updated_at=at))
+    session.execute(stmt, [{"member_id": mid, "d_points": p, "d_pending": q, "d_debt": d}
+                           for mid, (p, q, d) in sorted(deltas.items())])
+
+
+def set_tiers(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(update(MEMBERS).where(MEMBERS.c.id == bindparam("member_id"))
+                        .values(tier_id=bindparam("tier_id"), tier_reached_at=bindparam("reached_at"),
+                                tier_valid_until=bindparam("valid_until"), updated_at=bindparam("at")), rows)
+
+
+def list_members(session: Session, workspace_id: int, *, tier_id: int | None = None, status: str | None = None,
+                 cursor: str | None = None, limit: int = 50) -> tuple[list[Member], str | None]:
+    stmt = select(Member).where(Member.workspace_id == workspace_id)
+    if tier_id is not None:
+        stmt = stmt.where(Member.tier_id == tier_id)
+    if status:
+        stmt = stmt.where(Member.status == status)
+    if cursor:
+        (last_id,) = decode_cursor(cursor)
+        stmt = stmt.where(Member.id < int(last_id))
+    rows = list(session.scalars(stmt.order_by(Member.id.desc()).limit(limit + 1)))
+    return rows[:limit], (encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None)
+
+
+def count_members_by_tier(session: Session, workspace_id: int) -> dict[int, int]:
+    rows = session.execute(select(Member.tier_id, func.count()).where(Member.workspace_id == workspace_id,
+                                                                      Member.status == "active")
+                           .group_by(Member.tier_id))
+    return {int(tid): int(n) for tid, n in rows}
+
+
+def active_members_after(session: Session, workspace_id: int, after_id: int, limit: int) -> list[tuple[int, int, int]]:
+    """(member id, customer id, tier id) of active members after a cursor, in id order."""
+    rows = session.execute(select(Member.id, Member.customer_id, Member.tier_id)
+                           .where(Member.workspace_id == workspace_id, Member.status == "active",
+                                  Member.id > after_id).order_by(Member.id).limit(limit))
+    return [(int(a), int(b), int(c)) for a, b, c in rows]
+
+
+def members_due_for_review(session: Session, at: datetime, limit: int) -> list[Member]:
+    stmt = (select(Member).where(Member.status == "active", Member.tier_valid_until.is_not(None),
+                                 Member.tier_valid_until <= at)
+            .order_by(Member.id).limit(limit).with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True))
+    return list(session.scalars(stmt))
+
+
+# -- ledger and lots ---------------------------------------------------------------------------
+
+def existing_entry_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunked(sorted(set(keys))):
+        found.update(session.scalars(select(PointsEntry.cause_key).where(PointsEntry.workspace_id == workspace_id,
+                                                                         PointsEntry.cause_key.in_(part))))
+    return found
+
+
+def entry_by_key(session: Session, workspace_id: int, key: str) -> PointsEntry | None:
+    return session.scalar(select(PointsEntry).where(PointsEntry.workspace_id == workspace_id,
+                                                    PointsEntry.cause_key == key))
+
+
+def insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert ledger entries (a cause already recorded is skipped); cause_key → id of the new ones."""
+    found: dict[str, int] = {}
+    stmt = (insert_for(session)(PointsEntry).on_conflict_do_nothing(index_elements=["workspace_id", "cause_key"])
+            .returning(PointsEntry.id, PointsEntry.cause_key))
+    for part in chunked(rows):
+        found.update({key: int(entry_id) for entry_id, key in session.execute(stmt, list(part))})
+    return found
+
+
+def insert_lots(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
+    """entry_id → lot id."""
+    found: dict[int, int] = {}
+    stmt = insert(PointsLot).returning(PointsLot.id, PointsLot.entry_id)
+    for part in chunked(rows):
+        found.update({int(entry_id): int(lot_id) for lot_id, entry_id in session.execute(stmt, list(part))})
+    return found
+
+
+def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
+    """remaining += delta (atomic), and the status when given."""
+    table = LOTS
+    plain = [r for r in rows if r.get("status") is None]
+    with_status = [r for r in rows if r.get("status") is not None]
+    if plain:
+        session.execute(update(table).where(table.c.id == bindparam("lot_id"))
+                        .values(remaining=table.c.remaining + bindparam("delta")), plain)
+    if with_status:
+        session.execute(update(table).where(table.c.id == bindparam("lot_id"))
+                        .values(remaining=table.c.remaining + bindparam("delta"), status=bindparam("status")),
+                        with_status)
+
+
+def fifo_lots(session: Session, member_id: int) -> list[PointsLot]:
+    """Available lots with points left, oldest expiry first (never-expiring last), then oldest."""
+    return list(session.scalars(
+        select(PointsLot).where(PointsLot.member_id == member_id, PointsLot.status == "available",
+                                PointsLot.remaining > 0)
+        .order_by(PointsLot.expires_at.is_(None), PointsLot.expires_at, PointsLot.id)
+        .execution_options(populate_existing=True)))
+
+
+def lots_by_entry(session: Session, entry_ids: Sequence[int]) -> dict[int, PointsLot]:
+    found: dict[int, PointsLot] = {}
+    for part in chunked(sorted(set(entry_ids))):
+        found.update({lot.entry_id: lot for lot in session.scalars(
+            select(PointsLot).where(PointsLot.entry_id.in_(part)).execution_options(populate_existing=True))})
+    return found
+
+
+def order_entries(session: Session, workspace_id: int, order_ids: Sequence[str]) -> list[PointsEntry]:
+    found: list[PointsEntry] = []
+    for part in chunked(sorted(set(order_ids))):
+        found.extend(session.scalars(select(PointsEntry).where(PointsEntry.workspace_id == workspace_id,
+                                                               PointsEntry.order_id.in_(part))
+                                     .order_by(PointsEntry.id)))
+    return found
+
+
+def due_lots(session: Session, status: str, column: Any, at: datetime, limit: int) -> list[PointsLot]:
+    stmt = (select(PointsLot).where(PointsLot.status == status, column.is_not(None), column <= at)
+            .order_by(column, PointsLot.id).limit(limit))
+    if status == "available":
+        stmt = stmt.where(PointsLot.remaining > 0)
+    return list(session.scalars(stmt))
+
+
+def ledger_page(session: Session, member_id: int, cursor: str | None,
+                limit: int) -> tuple[list[PointsEntry], str | None]:
+    stmt = select(PointsEntry).where(PointsEntry.member_id == member_id)
+    if cursor:
+        (last_id,) = decode_cursor(cursor)
+        stmt = stmt.where(PointsEntry.id < int(last_id))
+    rows = list(session.scalars(stmt.order_by(PointsEntry.id.desc()).limit(limit + 1)))
+    return rows[:limit], (encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None)
+
+
+def ledger_sums(session: Session, member_id: int) -> tuple[int, int, int]:
+    row = session.execute(select(func.coalesce(func.sum(PointsEntry.points), 0),
+                                 func.coalesce(func.sum(PointsEntry.pending), 0),
+                                 func.coalesce(func.sum(PointsEntry.debt), 0))
+                          .where(PointsEntry.member_id == member_id)).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def expiring_points(session: Session, member_id: int, before: datetime) -> int:
+    return int(session.scalar(select(func.coalesce(func.sum(PointsLot.remaining), 0)).where(
+        PointsLot.member_id == member_id, PointsLot.status == "available", PointsLot.expires_at.is_not(None),
+        PointsLot.expires_at <= before)) or 0)
+
+
+# -- activity ----------------------------------------------------------------------------------
+
+def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunked(sorted(set(keys))):
+        found.update(session.scalars(select(Activity.cause_key).where(Activity.workspace_id == workspace_id,
+                                                                      Activity.cause_key.in_(part))))
+    return found
+
+
+def insert_activities(session: Session, rows: list[dict[str, Any]]) -> int:
+    inserted = 0
+    stmt = (insert_for(session)(Activity).on_conflict_do_nothing(index_elements=["workspace_id", "cause_key"])
+            .returning(Activity.id))
+    for part in chunked(rows):
+        inserted += len(session.execute(stmt, list(part)).all())
+    return inserted
+
+
+def window_sums(session: Session, member_ids: Sequence[int], since: datetime | None) -> dict[int, tuple[int, int, int]]:
+    """member → (spend_fen, orders, growth) of activity at or after `since` (all of it when None)."""
+    found: dict[int, tuple[int, int, int]] = {}
+    for part in chunked(sorted(set(member_ids))):
+        stmt = (select(Activity.member_id, func.sum(Activity.spend_fen), func.sum(Activity.orders),
+                       func.sum(Activity.growth))
+                .where(Activity.member_id.in_(part)).group_by(Activity.member_id))
+        if since is not None:
+            stmt = stmt.where(Activity.occurred_at >= since)
+        found.update({int(mid): (int(s or 0), int(o or 0), int(g or 0)) for mid, s, o, g in session.execute(stmt)})
+    return found
+
+
+def action_counts(session: Session, member_ids: Sequence[int], kinds: Sequence[str],
+                  from_day: int) -> dict[tuple[int, str, int], int]:
+    """(member, kind, local day) → rewarded actions, for days from `from_day` (YYYYMMDD) on."""
+    found: dict[tuple[int, str, int], int] = {}
+    for part in chunked(sorted(set(member_ids))):
+        rows = session.execute(select(Activity.member_id, Activity.kind, Activity.local_day, func.count())
+                               .where(Activity.member_id.in_(part), Activity.kind.in_(kinds),
+                                      Activity.local_day >= from_day, Activity.capped.is_(False))
+                               .group_by(Activity.member_id, Activity.kind, Activity.local_day))
+        found.update({(int(m), str(k), int(d)): int(n) for m, k, d, n in rows})
+    return found
+
+
+def order_activity(session: Session, workspace_id: int, order_ids: Sequence[str]) -> list[Activity]:
+    found: list[Activity] = []
+    for part in chunked(sorted(set(order_ids))):
+        found.extend(session.scalars(select(Activity).where(Activity.workspace_id == workspace_id,
+                                                            Activity.order_id.in_(part))))
+    return found
+
+
+# -- tier history and benefits -----------------------------------------------------------------
+
+def insert_tier_changes(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    if not rows:
+        return set()
+    stmt = (insert_for(session)(TierChange).on_conflict_do_nothing(index_elements=["workspace_id", "cause_key"])
+            .returning(TierChange.cause_key))
+    return set(session.execute(stmt, rows).scalars())
+
+
+def tier_history(session: Session, member_id: int, limit: int = 100) -> list[TierChange]:
+    return list(session.scalars(select(TierChange).where(TierChange.member_id == member_id)
+                                .order_by(TierChange.id.desc()).limit(limit)))
+
+
+def claim_grants(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert benefit grants; returns the member ids whose grant is new (exactly once per period)."""
+    claimed: list[int] = []
+    stmt = (insert_for(session)(BenefitGrant)
+            .on_conflict_do_nothing(index_elements=["workspace_id", "member_id", "benefit", "period"])
+            .returning(BenefitGrant.member_id))
+    for part in chunked(rows):
+        claimed.extend(int(m) for m in session.execute(stmt, list(part)).scalars())
+    return claimed
+
+
+def benefit_run(session: Session, workspace_id: int, period: str, *, lock: bool = False) -> BenefitRun | None:
+    stmt = select(BenefitRun).where(BenefitRun.workspace_id == workspace_id, BenefitRun.period == period)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalar(stmt)
+
+
+def start_benefit_run(session: Session, workspace_id: int, period: str, at: datetime) -> BenefitRun:
+    session.execute(insert_for(session)(BenefitRun).on_conflict_do_nothing(index_elements=["workspace_id", "period"]),
+                    [{"workspace_id": workspace_id, "period": period, "cursor_member_id": 0, "members_granted": 0,
+                      "coupons_issued": 0, "points_awarded": 0, "started_at": at}])
+    run = benefit_run(session, workspace_id, period, lock=True)
+    assert run is not None
+    return run
+
+
+def benefit_runs(session: Session, workspace_id: int, limit: int = 24) -> list[BenefitRun]:
+    return list(session.scalars(select(BenefitRun).where(BenefitRun.workspace_id == workspace_id)
+                                .order_by(BenefitRun.period.desc()).limit(limit)))

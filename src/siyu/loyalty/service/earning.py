@@ -1,0 +1,274 @@
+"""Earning from events, one `events_ingested` batch at a time, in bulk (a handful of queries per batch,
+not per event).
+
+- `order_paid`: floor(yuan paid × points per ¥ × tier multiplier × member-day multiplier) points,
+  pending until the return window closes (available at once when it already has), and growth and
+  spend toward tiers. Points use the tier held before the order; the order may then upgrade.
+- `check_in`, `share`: fixed points and growth, capped per member per local day and month.
+- `order_refunded`: what the order earned is scaled down to what its net amount still deserves;
+  pending points are cancelled, spent ones come back from the balance (see `ledger`).
+
+Every effect is keyed by its cause (`order:<order id>`, `check_in:<event id>`, `refund:<event id>`),
+so replaying events changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from siyu.events.models import Event, Order
+from siyu.jobs.service import publish
+from siyu.kit import clock
+from siyu.kit.timefmt import zone
+from siyu.loyalty import repository, rules
+from siyu.loyalty.models import Activity, Member, PointsEntry, Programme
+from siyu.loyalty.service.ledger import LedgerPlan, LedgerRace
+from siyu.loyalty.service.programme import ladder
+from siyu.loyalty.service.tiers import TierTracker, apply_tier_changes
+from siyu.workspaces.service import WorkspaceContext
+
+RELEVANT = frozenset({"order_paid", "order_refunded", "check_in", "share"})
+ACTIONS = ("check_in", "share")
+
+
+@dataclass
+class EarningSummary:
+    events: int = 0
+    points_earned: int = 0
+    points_reversed: int = 0
+    tier_changes: int = 0
+
+
+def cause_of(event: Event) -> str:
+    if event.type == "order_paid":
+        return f"order:{event.properties['order_id']}"
+    if event.type == "order_refunded":
+        return f"refund:{event.event_id}"
+    return f"{event.type}:{event.event_id}"
+
+
+def process_events(session: Session, ctx: WorkspaceContext, event_ids: list[int]) -> EarningSummary:
+    from siyu.events.service import events_by_ids, orders_by_order_ids
+
+    summary = EarningSummary()
+    programme = repository.programme(session, ctx.id)
+    if programme is None:
+        return summary
+    events = [e for e in events_by_ids(session, ctx.id, event_ids) if e.type in RELEVANT]
+    if not events:
+        return summary
+    members = repository.lock_members_of_customers(session, ctx.id, {e.customer_id for e in events})
+    events = [e for e in events if e.customer_id in members and members[e.customer_id].status == "active"]
+    done = repository.existing_activity_keys(session, ctx.id, [cause_of(e) for e in events])
+    fresh: dict[str, Event] = {}
+    for event in events:
+        fresh.setdefault(cause_of(event), event)
+    events = [e for key, e in fresh.items() if key not in done]
+    if not events:
+        return summary
+    orders = orders_by_order_ids(session, ctx.id, [str(e.properties["order_id"]) for e in events
+                                                   if e.type in ("order_paid", "order_refunded")])
+    earning = [e for e in events if e.type != "order_refunded"]
+    refunds = [e for e in events if e.type == "order_refunded"]
+    if earning:
+        _earn(session, ctx, programme, members, earning, orders, summary)
+    if refunds:
+        _reverse(session, ctx, programme, members, refunds, orders, summary)
+    summary.events = len(events)
+    return summary
+
+
+def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, Member],
+          events: list[Event], orders: dict[str, Order], summary: EarningSummary) -> None:
+    tz = zone(ctx.timezone)
+    now = clock.now()
+    tiers = ladder(session, ctx.id)
+    since = rules.window_start(now, tz, programme.tier_window, programme.tier_window_months)
+    member_ids = sorted({members[e.customer_id].id for e in events})
+    sums = repository.window_sums(session, member_ids, since)
+    caps = _ActionCaps.load(session, programme, [members[e.customer_id].id for e in events if e.type in ACTIONS],
+                            [e.occurred_at for e in events if e.type in ACTIONS], tz)
+    plan = LedgerPlan(session, ctx.id, {m.id: m for m in members.values()}, programme.allow_negative_balance, now)
+    trackers: dict[int, TierTracker] = {}
+    activities: list[dict[str, Any]] = []
+    for event in events:
+        member = members[event.customer_id]
+        tracker = trackers.get(member.id)
+        if tracker is None:
+            value = rules.metric_value(programme.tier_metric, *sums.get(member.id, (0, 0, 0)))
+            tracker = trackers[member.id] = TierTracker(member, tiers, programme, value, since, tz)
+        if event.type == "order_paid":
+            activity = _earn_order(plan, programme, tracker, event, orders, tz, now)
+        else:
+            activity = _earn_action(plan, programme, caps, member, event, tz)
+        if activity is None:
+            continue
+        activity.update(workspace_id=ctx.id, member_id=member.id, created_at=now)
+        activities.append(activity)
+        tracker.add(activity["spend_fen"], activity["orders"], activity["growth"], activity["occurred_at"],
+                    activity["cause_key"])
+    if repository.insert_activities(session, activities) != len(activities):
+        raise LedgerRace("activity was recorded concurrently; retry")
+    plan.write()
+    for posting in plan.postings:
+        row = posting.row
+        earned = row["points"] + row["pending"] - row["debt"]
+        summary.points_earned += earned
+        publish(session, "points_earned", {"workspace_id": ctx.id, "member_id": row["member_id"],
+                                           "customer_id": plan.members[row["member_id"]].customer_id,
+                                           "points": earned, "pending": row["pending"] > 0,
+                                           "cause_key": row["cause_key"]},
+                workspace_id=ctx.id, key=f"{ctx.id}:{row['cause_key']}")
+    summary.tier_changes += apply_tier_changes(session, ctx, [c for t in trackers.values() for c in t.changes])
+
+
+def _earn_order(plan: LedgerPlan, programme: Programme, tracker: TierTracker, event: Event,
+                orders: dict[str, Order], tz: ZoneInfo, now: datetime) -> dict[str, Any] | None:
+    order = orders.get(str(event.properties["order_id"]))
+    if order is None:
+        return None
+    net = max(0, order.total_fen - order.refunded_fen)
+    paid_at = order.paid_at
+    tier = tracker.tier
+    member_day = rules.is_member_day(paid_at, tz, programme.member_day)
+    day_percent = tier.member_day_multiplier_percent if member_day else 100
+    points = rules.order_points(net, programme.points_per_yuan, tier.points_multiplier_percent, day_percent)
+    key = f"order:{order.order_id}"
+    if points > 0:
+        reason = (f"order {order.order_id}: {net} fen × {programme.points_per_yuan}/¥ × "
+                  f"{tier.points_multiplier_percent}% ({tier.code})" + (f" × {day_percent}% member day"
+                                                                        if member_day else ""))
+        expires = rules.points_expiry(paid_at, tz, programme.points_expiry, programme.points_expiry_months)
+        available_at = paid_at + timedelta(days=programme.return_window_days)
+        if available_at <= now:
+            plan.credit(tracker.member.id, points, "earn", key, reason, paid_at, expires_at=expires,
+                        order_id=order.order_id, amount_fen=net)
+        else:
+            plan.credit_pending(tracker.member.id, points, key, reason, paid_at, available_at=available_at,
+                                expires_at=expires, order_id=order.order_id, amount_fen=net)
+    return {"kind": "order", "cause_key": key, "order_id": order.order_id, "occurred_at": paid_at,
+            "local_day": rules.day_key(rules.local_date(paid_at, tz)), "spend_fen": net, "orders": 1 if net else 0,
+            "growth": rules.growth_for_order(net, programme.growth_per_yuan), "capped": False}
+
+
+@dataclass
+class _ActionCaps:
+    """Rewarded check-ins and shares per member per local day and month, kept current in the batch."""
+
+    daily: dict[tuple[int, str, int], int]
+    monthly: dict[tuple[int, str, int], int]
+
+    @classmethod
+    def load(cls, session: Session, programme: Programme, member_ids: list[int], times: list[datetime],
+             tz: ZoneInfo) -> _ActionCaps:
+        if not member_ids:
+            return cls({}, {})
+        first = min(rules.local_date(t, tz) for t in times)
+        counts = repository.action_counts(session, member_ids, ACTIONS, rules.day_key(date(first.year, first.month, 1)))
+        monthly: dict[tuple[int, str, int], int] = defaultdict(int)
+        for (member_id, kind, day), count in counts.items():
+            monthly[(member_id, kind, day // 100)] += count
+        return cls(defaultdict(int, counts), monthly)
+
+    def allows(self, programme: Programme, member_id: int, kind: str, day: int) -> bool:
+        daily_cap = getattr(programme, f"{kind}_daily_cap")
+        monthly_cap = getattr(programme, f"{kind}_monthly_cap")
+        month = (member_id, kind, day // 100)
+        if self.daily[(member_id, kind, day)] >= daily_cap or self.monthly[month] >= monthly_cap:
+            return False
+        self.daily[(member_id, kind, day)] += 1
+        self.monthly[(member_id, kind, day // 100)] += 1
+        return True
+
+
+def _earn_action(plan: LedgerPlan, programme: Programme, caps: _ActionCaps, member: Member, event: Event,
+                 tz: ZoneInfo) -> dict[str, Any]:
+    kind = event.type
+    day = rules.day_key(rules.local_date(event.occurred_at, tz))
+    key = f"{kind}:{event.event_id}"
+    allowed = caps.allows(programme, member.id, kind, day)
+    points = getattr(programme, f"{kind}_points") if allowed else 0
+    if points > 0:
+        plan.credit(member.id, points, kind, key, kind.replace("_", "-"), event.occurred_at,
+                    expires_at=rules.points_expiry(event.occurred_at, tz, programme.points_expiry,
+                                                   programme.points_expiry_months))
+    return {"kind": kind, "cause_key": key, "order_id": None, "occurred_at": event.occurred_at, "local_day": day,
+            "spend_fen": 0, "orders": 0, "growth": getattr(programme, f"growth_per_{kind}") if allowed else 0,
+            "capped": not allowed}
+
+
+# -- refunds -----------------------------------------------------------------------------------
+
+@dataclass
+class _OrderState:
+    base: Activity | None = None
+    spend: int = 0
+    orders: int = 0
+    growth: int = 0
+    earn: PointsEntry | None = None
+    earned: int = 0
+    reversed: int = 0
+
+
+def _order_states(session: Session, workspace_id: int, order_ids: list[str]) -> dict[str, _OrderState]:
+    states: dict[str, _OrderState] = defaultdict(_OrderState)
+    for activity in repository.order_activity(session, workspace_id, order_ids):
+        state = states[activity.order_id or ""]
+        if activity.kind == "order":
+            state.base = activity
+        state.spend += activity.spend_fen
+        state.orders += activity.orders
+        state.growth += activity.growth
+    for entry in repository.order_entries(session, workspace_id, order_ids):
+        state = states[entry.order_id or ""]
+        if entry.kind == "earn":
+            state.earn = entry
+            state.earned += entry.points + entry.pending - entry.debt
+        elif entry.kind == "reverse":
+            state.reversed += -(entry.points + entry.pending) + entry.debt
+    return states
+
+
+def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, Member],
+             events: list[Event], orders: dict[str, Order], summary: EarningSummary) -> None:
+    now = clock.now()
+    order_ids = sorted({str(e.properties["order_id"]) for e in events})
+    states = _order_states(session, ctx.id, order_ids)
+    own_lots = repository.lots_by_entry(session, [s.earn.id for s in states.values() if s.earn is not None])
+    plan = LedgerPlan(session, ctx.id, {m.id: m for m in members.values()}, programme.allow_negative_balance, now)
+    activities = []
+    for event in events:
+        order_id = str(event.properties["order_id"])
+        order, state = orders.get(order_id), states[order_id]
+        if order is None or state.base is None:
+            continue  # the order earned nothing here (paid before enrolment, or not stored)
+        member = members[event.customer_id]
+        net = max(0, order.total_fen - order.refunded_fen)
+        base = state.base
+        spend = min(net, base.spend_fen)
+        orders_count = 1 if spend and base.orders else 0
+        growth = rules.still_deserved(base.growth, base.spend_fen, net)
+        key = f"refund:{event.event_id}"
+        activities.append({"workspace_id": ctx.id, "member_id": member.id, "kind": "refund", "cause_key": key,
+                           "order_id": order_id, "occurred_at": base.occurred_at, "local_day": base.local_day,
+                           "spend_fen": spend - state.spend, "orders": orders_count - state.orders,
+                           "growth": growth - state.growth, "capped": False, "created_at": now})
+        state.spend, state.orders, state.growth = spend, orders_count, growth
+        if state.earn is None or state.earn.amount_fen is None:
+            continue
+        target = rules.still_deserved(state.earned, state.earn.amount_fen, net)
+        to_reverse = state.earned - state.reversed - target
+        if to_reverse > 0:
+            plan.reverse(member.id, to_reverse, key, f"refund of order {order_id}: {net} fen left",
+                         event.occurred_at, order_id=order_id, own_lot=own_lots.get(state.earn.id))
+            state.reversed += to_reverse
+            summary.points_reversed += to_reverse
+    if repository.insert_activities(session, activities) != len(activities):
+        raise LedgerRace("activity was recorded concurrently; retry")
+    plan.write()
