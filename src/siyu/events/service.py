@@ -381,3 +381,37 @@ def record_system_events(session: Session, ctx: WorkspaceContext, events: list[S
         deltas[customer_id].add_event(event_type, occurred_at)
     apply_deltas(session, ctx.id, deltas)
     return sorted(row[0] for row in rows)
+
+
+# -- reads for journeys (wait-until-event steps, replenishment predictions) ------------------------
+
+def customer_events_since(session: Session, workspace_id: int, customer_ids: list[int], types: list[str],
+                          since: Any) -> list[Event]:
+    """Events of these types of these customers that occurred at or after `since`, oldest first."""
+    found: list[Event] = []
+    unique = sorted(set(customer_ids))
+    for start in range(0, len(unique), CHUNK * 2):
+        found.extend(session.scalars(select(Event).where(
+            Event.workspace_id == workspace_id, Event.customer_id.in_(unique[start:start + CHUNK * 2]),
+            Event.type.in_(types), Event.occurred_at >= since)))
+    return sorted(found, key=lambda e: (e.occurred_at, e.id))
+
+
+def purchased_items(session: Session, workspace_id: int, customer_ids: list[int], *, category: str | None = None,
+                    sku: str | None = None) -> list[tuple[int, str, str, int, Any]]:
+    """(customer_id, sku, category, quantity, paid_at) of the items these customers bought — in a
+    category (or any category under it) or of a SKU — leaving out orders refunded in full; oldest first."""
+    found: list[tuple[int, str, str, int, Any]] = []
+    unique = sorted(set(customer_ids))
+    for start in range(0, len(unique), CHUNK * 2):
+        stmt = (select(OrderItem.customer_id, OrderItem.sku, OrderItem.category, OrderItem.quantity,
+                       OrderItem.paid_at)
+                .join(Order, Order.id == OrderItem.order_pk)
+                .where(OrderItem.workspace_id == workspace_id,
+                       OrderItem.customer_id.in_(unique[start:start + CHUNK * 2]), Order.status != "refunded"))
+        if category is not None:
+            stmt = stmt.where((OrderItem.category == category) | OrderItem.category.startswith(f"{category}/"))
+        if sku is not None:
+            stmt = stmt.where(OrderItem.sku == sku)
+        found.extend((int(c), s, cat, int(q), p) for c, s, cat, q, p in session.execute(stmt))
+    return sorted(found, key=lambda row: (row[4], row[0]))
