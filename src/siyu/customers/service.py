@@ -396,3 +396,37 @@ def customers_born_in_month(session: Session, workspace_id: int, customer_ids: l
             Customer.workspace_id == workspace_id, Customer.id.in_(unique[start:start + 5000]),
             Customer.birthday.is_not(None), func.extract("month", Customer.birthday) == month)))
     return found
+
+
+# -- reads for messaging ------------------------------------------------------------------------
+
+def live_customer_ids(workspace_id: int) -> Select[tuple[int]]:
+    """The ids of every profile of the workspace that was not merged away (an audience of "all")."""
+    return select(Customer.id).where(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
+
+
+def contact_profiles(session: Session, workspace_id: int, customer_ids: list[int]) -> list[Any]:
+    """Rows (id, name, gender, city, province, birthday, attributes) for personalising messages."""
+    rows: list[Any] = []
+    unique = sorted(set(customer_ids))
+    for start in range(0, len(unique), 5000):
+        rows.extend(session.execute(select(Customer.id, Customer.name, Customer.gender, Customer.city,
+                                           Customer.province, Customer.birthday, Customer.attributes)
+                                    .where(Customer.workspace_id == workspace_id,
+                                           Customer.id.in_(unique[start:start + 5000]))))
+    return rows
+
+
+def identity_values(session: Session, workspace_id: int, customer_ids: list[int], identity_type: str
+                    ) -> dict[int, str]:
+    """Each customer's identifier of one type (a verified one first, then the oldest): where to reach them."""
+    found: dict[int, str] = {}
+    unique = sorted(set(customer_ids))
+    for start in range(0, len(unique), 5000):
+        rows = session.execute(select(Identity.customer_id, Identity.value)
+                               .where(Identity.workspace_id == workspace_id, Identity.type == identity_type,
+                                      Identity.customer_id.in_(unique[start:start + 5000]))
+                               .order_by(Identity.customer_id, Identity.verified.desc(), Identity.id))
+        for customer_id, value in rows:
+            found.setdefault(int(customer_id), value)
+    return found

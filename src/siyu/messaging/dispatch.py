@@ -1,0 +1,418 @@
+"""Dispatch: claim due outbox rows, verify the policy at the moment of sending, call the adapter,
+record every attempt and the outcome.
+
+At most once per key. A batch is claimed in its own transaction and committed as `sending` with an
+attempt id and a lease *before* any adapter is called; the outcome is written afterwards, fenced by
+that attempt id. A worker that dies in between leaves rows `sending` with a lapsed lease, and the
+recovery rule applies: the adapter is asked whether the provider got the message (`lookup`) —
+received → `sent`; not received → queued again; cannot tell → `unknown`, never re-sent by itself.
+A worker also stops calling the adapter once its own lease is nearly over, so a lease never lapses
+under a live send. See docs/adr/0004-outbox-and-contact-policy.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.orm import Session
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
+
+from siyu.db.base import table_of
+from siyu.db.bulk import Bulk
+from siyu.db.session import transaction
+from siyu.kit import clock
+from siyu.messaging import usage
+from siyu.messaging.channels import adapter_class
+from siyu.messaging.channels.base import ChannelAdapter, ChannelContext, OutgoingMessage, SendResult
+from siyu.messaging.events import record_events
+from siyu.messaging.models import DUE_STATES, OutboxMessage
+from siyu.messaging.outbox import request_dispatch
+from siyu.messaging.policy import Candidate, ContactPolicy
+from siyu.messaging.preferences import settle_one_time_consents
+from siyu.messaging.settings import ChannelSettings, load_channels
+
+log = logging.getLogger("siyu.messaging.dispatch")
+BATCH = 500
+MAX_BACKOFF_SECONDS = 3600
+_outbox = table_of(OutboxMessage)
+_COLUMNS = (OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.customer_id, OutboxMessage.channel,
+            OutboxMessage.purpose, OutboxMessage.idempotency_key, OutboxMessage.address, OutboxMessage.content,
+            OutboxMessage.droppable, OutboxMessage.staff_id, OutboxMessage.reservations, OutboxMessage.attempts)
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    deferred: int = 0
+    suppressed: int = 0
+    unknown: int = 0
+    recovered: int = 0
+    requeued: int = 0
+
+    def add(self, other: DispatchStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Workspace:
+    policy: ContactPolicy
+    channels: dict[str, ChannelSettings]
+
+
+@dataclass(slots=True)
+class _Claimed:
+    row: Any
+    attempts: list[tuple[datetime, SendResult]] = field(default_factory=list)
+    released: bool = False  # not attempted: the lease was running short
+    idempotent: bool = False  # the adapter's provider de-duplicates: an ambiguous outcome may be retried
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential with jitter: about 10 s, 20 s, 40 s … capped at an hour."""
+    base: float = min(5 * 2 ** attempts, MAX_BACKOFF_SECONDS)
+    return base * (0.5 + random.random() / 2)
+
+
+def dispatch_due(engine: Engine, *, batch: int = BATCH, budget_seconds: float | None = None,
+                 http_transport: httpx.BaseTransport | None = None) -> DispatchStats:
+    """Dispatch due messages until none are due (or the time budget is spent)."""
+    stats = DispatchStats()
+    stats.add(recover_expired(engine, http_transport=http_transport))
+    started = time.monotonic()
+    while True:
+        claimed = _claim(engine, batch, stats)
+        if claimed is None:
+            break
+        if claimed[0]:
+            _send_and_record(engine, *claimed, stats, http_transport)
+        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+            break
+    return stats
+
+
+# -- claim ----------------------------------------------------------------------------------------
+
+_Batch = tuple[list["_Claimed"], str, dict[int, "_Workspace"]]
+
+
+def _claim(engine: Engine, batch: int, stats: DispatchStats) -> _Batch | None:
+    attempt_id = uuid.uuid4().hex
+    with transaction(engine) as session:
+        now = clock.now()
+        stmt = (select(*_COLUMNS).where(OutboxMessage.state.in_(DUE_STATES), OutboxMessage.due_at <= now)
+                .order_by(OutboxMessage.due_at).limit(batch))
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = session.execute(stmt).all()
+        if not rows:
+            return None
+        stats.claimed += len(rows)
+        workspaces = {ws: _load_workspace(session, ws) for ws in sorted({r.workspace_id for r in rows})}
+        sending: list[_Claimed] = []
+        by_workspace: dict[int, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_workspace[row.workspace_id].append(row)
+        for workspace_id, ws_rows in by_workspace.items():
+            sending += _verify(session, workspace_id, workspaces[workspace_id], ws_rows, attempt_id, now, stats)
+        return sending, attempt_id, workspaces
+
+
+def _load_workspace(session: Session, workspace_id: int) -> _Workspace:
+    from siyu.workspaces.service import get_workspace
+
+    workspace = get_workspace(session, workspace_id)
+    return _Workspace(ContactPolicy.load(session, workspace_id, workspace.timezone),
+                      load_channels(session, workspace_id))
+
+
+def _verify(session: Session, workspace_id: int, ws: _Workspace, rows: list[Any], attempt_id: str, now: datetime,
+            stats: DispatchStats) -> list[_Claimed]:
+    """The policy again, at the moment of sending; then the survivors are marked `sending`."""
+    candidates = [Candidate(r.customer_id, r.channel, r.purpose, now, r.droppable, r.staff_id, outbox_id=r.id,
+                            reservations=list(r.reservations or [])) for r in rows]
+    decisions = ws.policy.decide(session, candidates, "verify")
+    sending, events = [], []
+    refunds: list[usage.UsageKey] = []
+    released: list[int] = []
+    for row, candidate, decision in zip(rows, candidates, decisions, strict=True):
+        moved = decision.reservations != candidate.reservations
+        if decision.outcome == "send":
+            sending.append(_Claimed(row))
+            if moved:
+                session.execute(update(_outbox).where(_outbox.c.id == row.id)
+                                .values(reservations=decision.reservations))
+            continue
+        values: dict[str, Any] = {"reason": decision.rule}
+        if decision.outcome == "defer":
+            stats.deferred += 1
+            values.update(state="deferred", due_at=decision.due_at, reservations=decision.reservations)
+            request_dispatch(session, due_at=decision.due_at)
+        else:
+            stats.suppressed += 1
+            values.update(state="suppressed", reservations=[])
+            refunds += [usage.as_key(r) for r in candidate.reservations]
+            released.append(row.id)
+        session.execute(update(_outbox).where(_outbox.c.id == row.id).values(**values))
+        if decision.outcome == "defer":
+            events.append((row.id, "deferred", decision.rule, {"due_at": decision.due_at.isoformat()}))
+        else:
+            events.append((row.id, "suppressed", decision.rule, {}))
+    usage.refund(session, workspace_id, refunds)
+    settle_one_time_consents(session, released, used=False)
+    record_events(session, workspace_id, events)
+    if sending:
+        lease = timedelta(seconds=ws.policy.settings.send_lease_seconds)
+        session.execute(update(_outbox).where(_outbox.c.id.in_([c.row.id for c in sending]))
+                        .values(state="sending", attempt_id=attempt_id, locked_until=now + lease,
+                                attempts=_outbox.c.attempts + 1))
+    return sending
+
+
+# -- send ----------------------------------------------------------------------------------------
+
+def _send_and_record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces: dict[int, _Workspace],
+                     stats: DispatchStats, http_transport: httpx.BaseTransport | None) -> None:
+    groups: dict[tuple[int, str], list[_Claimed]] = defaultdict(list)
+    for item in claimed:
+        groups[(item.row.workspace_id, item.row.channel)].append(item)
+    for (workspace_id, channel), items in groups.items():
+        ws = workspaces[workspace_id]
+        lease = ws.policy.settings.send_lease_seconds
+        deadline = clock.now() + timedelta(seconds=lease * 0.75)
+        settings = ws.channels.get(channel)
+        if settings is None or not settings.enabled:
+            for item in items:
+                item.attempts.append((clock.now(), SendResult("permanent", error_code="channel_disabled",
+                                                               error_message=f"the {channel} channel is off")))
+            continue
+        adapter = adapter_class(channel)(ChannelContext(engine, workspace_id, settings.config, http_transport))
+        try:
+            _send_group(adapter, settings, items, deadline)
+        finally:
+            adapter.close()
+    _record(engine, claimed, attempt_id, workspaces, stats)
+
+
+def _outgoing(item: _Claimed) -> OutgoingMessage:
+    row = item.row
+    return OutgoingMessage(row.id, row.workspace_id, row.customer_id, row.idempotency_key, row.address, row.purpose,
+                           row.content or {}, row.staff_id)
+
+
+def _send_group(adapter: ChannelAdapter, settings: ChannelSettings, items: list[_Claimed], deadline: datetime) -> None:
+    limits = adapter.limits
+    for item in items:
+        item.idempotent = limits.idempotent
+    if limits.max_batch > 1:
+        for start in range(0, len(items), limits.max_batch):
+            chunk = items[start:start + limits.max_batch]
+            if clock.now() >= deadline:
+                for item in items[start:]:
+                    item.released = True
+                return
+            results = adapter.send_many([_outgoing(i) for i in chunk])
+            at = clock.now()
+            for item, result in zip(chunk, results, strict=True):
+                item.attempts.append((at, result))
+        return
+    retry_ambiguous = limits.idempotent
+    for item in items:
+        if clock.now() >= deadline:
+            item.released = True
+            continue
+        _send_with_retries(adapter, settings, item, deadline, retry_ambiguous)
+
+
+def _send_with_retries(adapter: ChannelAdapter, settings: ChannelSettings, item: _Claimed, deadline: datetime,
+                       retry_ambiguous: bool) -> None:
+    message = _outgoing(item)
+
+    def retryable(result: SendResult) -> bool:
+        again = result.outcome == "transient" or (result.outcome == "ambiguous" and retry_ambiguous)
+        return again and clock.now() < deadline
+
+    def call() -> SendResult:
+        result = adapter.send(message)
+        item.attempts.append((clock.now(), result))
+        return result
+
+    retrying = Retrying(stop=stop_after_attempt(settings.retry_tries),
+                        wait=wait_exponential_jitter(initial=settings.retry_initial_seconds,
+                                                     max=settings.retry_max_seconds),
+                        retry=retry_if_result(retryable), retry_error_callback=_last_result)
+    retrying(call)
+
+
+def _last_result(state: RetryCallState) -> SendResult:
+    """When retries run out, the last answer stands (it is recorded, not raised)."""
+    assert state.outcome is not None
+    result: SendResult = state.outcome.result()
+    return result
+
+
+# -- record ----------------------------------------------------------------------------------------
+
+def _record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces: dict[int, _Workspace],
+            stats: DispatchStats) -> None:
+    with transaction(engine) as session:
+        now = clock.now()
+        outcome_rows: dict[str, list[int]] = defaultdict(list)
+        per_row: list[dict[str, Any]] = []
+        refunds: dict[int, list[usage.UsageKey]] = defaultdict(list)
+        released: list[int] = []
+        used: list[int] = []
+        events: dict[int, list[tuple[int, str, str | None, dict[str, Any]]]] = defaultdict(list)
+        for item in claimed:
+            row = item.row
+            ws = workspaces[row.workspace_id]
+            if item.released:
+                per_row.append({"i": row.id, "state": "queued", "due_at": now, "reason": "lease_ran_short",
+                                "detail": None, "attempts": row.attempts})
+                continue
+            _, result = item.attempts[-1]
+            outcome = result.outcome
+            if outcome == "ambiguous" and item.idempotent:
+                outcome = "transient"
+            if outcome == "delivered" and not result.provider_message_id:
+                outcome_rows["delivered"].append(row.id)
+                stats.sent += 1
+            elif outcome in ("sent", "delivered"):
+                per_row.append({"i": row.id, "state": outcome, "provider_message_id": result.provider_message_id,
+                                "sent_at": now, "delivered_at": now if outcome == "delivered" else None,
+                                "reason": None, "detail": None})
+                stats.sent += 1
+            elif outcome == "transient" and row.attempts + 1 < ws.policy.settings.max_attempts:
+                due = now + timedelta(seconds=backoff_seconds(row.attempts + 1))
+                per_row.append({"i": row.id, "state": "queued", "due_at": due, "reason": result.error_code,
+                                "detail": (result.error_message or "")[:500], "attempts": row.attempts + 1})
+                request_dispatch(session, due_at=due)
+                stats.retried += 1
+            elif outcome == "ambiguous":
+                per_row.append({"i": row.id, "state": "unknown", "reason": result.error_code,
+                                "detail": (result.error_message or "")[:500]})
+                events[row.workspace_id].append((row.id, "unknown", result.error_code, {}))
+                stats.unknown += 1
+            else:
+                per_row.append({"i": row.id, "state": "failed", "reason": result.error_code,
+                                "detail": (result.error_message or "")[:500]})
+                refunds[row.workspace_id] += [usage.as_key(r) for r in row.reservations or []]
+                released.append(row.id)
+                stats.failed += 1
+            if outcome in ("sent", "delivered") and row.channel in ws.policy.settings.one_time_consent_channels:
+                used.append(row.id)
+        _write_outcomes(session, attempt_id, now, outcome_rows, per_row)
+        _write_attempts(session, claimed, attempt_id)
+        for workspace_id, keys in refunds.items():
+            usage.refund(session, workspace_id, keys)
+        settle_one_time_consents(session, released, used=False)
+        settle_one_time_consents(session, used, used=True)
+        for workspace_id, ws_events in events.items():
+            record_events(session, workspace_id, ws_events)
+
+
+def _write_outcomes(session: Session, attempt_id: str, now: datetime, grouped: dict[str, list[int]],
+                    per_row: list[dict[str, Any]]) -> None:
+    fence = _outbox.c.attempt_id == attempt_id
+    delivered = grouped.get("delivered", [])
+    for start in range(0, len(delivered), 1000):
+        session.execute(update(_outbox).where(fence, _outbox.c.id.in_(delivered[start:start + 1000]))
+                        .values(state="delivered", sent_at=now, delivered_at=now, locked_until=None,
+                                reason=None, detail=None))
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for values in per_row:
+        by_shape[tuple(sorted(values))].append(values)
+    for shape, params in by_shape.items():
+        columns: dict[str, Any] = {name: bindparam(name) for name in shape if name != "i"}
+        stmt = (update(_outbox).where(fence, _outbox.c.id == bindparam("i"))
+                .values(locked_until=None, **columns))
+        session.execute(stmt, params)
+
+
+def _write_attempts(session: Session, claimed: list[_Claimed], attempt_id: str) -> None:
+    bulk = Bulk(session)
+    rows = []
+    for item in claimed:
+        first = item.row.attempts + 1
+        for offset, (at, result) in enumerate(item.attempts):
+            rows.append((item.row.workspace_id, item.row.id, attempt_id, first + offset, bulk.ts(at), result.outcome,
+                         result.error_code, (result.error_message or None) and result.error_message[:1000],
+                         result.provider_message_id))
+    bulk.insert("message_attempts", ("workspace_id", "outbox_id", "attempt_id", "number", "at", "outcome",
+                                     "error_code", "error_message", "provider_message_id"), rows)
+
+
+# -- recovery ------------------------------------------------------------------------------------------
+
+def recover_expired(engine: Engine, *, http_transport: httpx.BaseTransport | None = None,
+                    lookup: Callable[[ChannelAdapter, str], str] | None = None) -> DispatchStats:
+    """Rows left `sending` by a worker that died: ask the provider, never re-send blindly."""
+    stats = DispatchStats()
+    with transaction(engine) as session:
+        now = clock.now()
+        stmt = (select(OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.channel,
+                       OutboxMessage.idempotency_key)
+                .where(OutboxMessage.state == "sending", OutboxMessage.locked_until < now)
+                .order_by(OutboxMessage.locked_until).limit(5000))
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        rows = session.execute(stmt).all()
+        if not rows:
+            return stats
+        groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
+        for row in rows:
+            groups[(row.workspace_id, row.channel)].append(row)
+        for (workspace_id, channel), items in groups.items():
+            _recover_group(session, engine, workspace_id, channel, items, now, stats, http_transport)
+    return stats
+
+
+def _recover_group(session: Session, engine: Engine, workspace_id: int, channel: str, rows: list[Any], now: datetime,
+                   stats: DispatchStats, http_transport: httpx.BaseTransport | None) -> None:
+    settings = load_channels(session, workspace_id).get(channel)
+    adapter: ChannelAdapter | None = None
+    if settings is not None:
+        adapter = adapter_class(channel)(ChannelContext(engine, workspace_id, settings.config, http_transport))
+    events: list[tuple[int, str, str | None, dict[str, Any]]] = []
+    try:
+        for row in rows:
+            answer = adapter.lookup(row.idempotency_key) if adapter is not None and adapter.limits.can_lookup \
+                else "unknown"
+            if answer == "received":
+                values: dict[str, Any] = {"state": "sent", "sent_at": now, "reason": "recovered_after_crash"}
+                stats.recovered += 1
+                events.append((row.id, "recovered", "provider_received", {}))
+            elif answer == "not_received":
+                values = {"state": "queued", "due_at": now, "reason": "requeued_after_crash"}
+                stats.requeued += 1
+                events.append((row.id, "requeued", "provider_not_received", {}))
+            else:
+                values = {"state": "unknown", "reason": "interrupted_while_sending"}
+                stats.unknown += 1
+                events.append((row.id, "unknown", "interrupted_while_sending", {}))
+            session.execute(update(_outbox).where(_outbox.c.id == row.id, _outbox.c.state == "sending")
+                            .values(locked_until=None, attempt_id=None, **values))
+    finally:
+        if adapter is not None:
+            adapter.close()
+    if any(event[1] == "requeued" for event in events):
+        request_dispatch(session)
+    record_events(session, workspace_id, events)
+
+
+def has_due_messages(session: Session) -> bool:
+    return session.scalar(select(OutboxMessage.id).where(OutboxMessage.state.in_(DUE_STATES),
+                                                         OutboxMessage.due_at <= clock.now()).limit(1)) is not None

@@ -1,0 +1,269 @@
+"""Writing to the outbox: every message — one from another domain, or a broadcast's batch of
+thousands — is decided by the contact policy, personalised and written here, in one transaction
+with the inventory it reserves. Dispatch jobs are requested in the same transaction, so they exist
+only if the messages do.
+
+`enqueue_message` is the send API of the other domains (journeys, coupons, loyalty, staff tasks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.db.bulk import Bulk
+from siyu.jobs.service import enqueue_many
+from siyu.kit import clock
+from siyu.kit.clock import ensure_utc
+from siyu.kit.errors import ValidationFailed
+from siyu.messaging import usage
+from siyu.messaging.channels import adapter_class
+from siyu.messaging.errors import ChannelDisabled, IdempotencyKeyReused, TemplateInvalid
+from siyu.messaging.links import link_code, track_urls, unsubscribe_code
+from siyu.messaging.models import OutboxMessage
+from siyu.messaging.policy import Candidate, ContactPolicy, Decision, Mode
+from siyu.messaging.preferences import claim_one_time_consents
+from siyu.messaging.settings import ChannelSettings, load_channels, signing_secret
+from siyu.messaging.templates import CompiledTemplate, customer_variables
+from siyu.workspaces.service import WorkspaceContext
+
+DISPATCH_JOB = "messaging.dispatch"
+LANE_STAGGER = timedelta(milliseconds=300)
+STATE_OF = {"send": "queued", "defer": "deferred", "suppress": "suppressed"}
+OUTBOX_COLUMNS = ("id", "workspace_id", "customer_id", "channel", "purpose", "idempotency_key", "source",
+                  "template_id", "broadcast_id", "variant", "staff_id", "address", "content", "droppable", "state",
+                  "reason", "detail", "due_at", "reservations", "attempts", "click_count", "created_at")
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What the messages of one write share."""
+
+    channel: str
+    purpose: str
+    source: str
+    context: dict[str, Any] = field(default_factory=dict)
+    droppable: bool = False
+    staff_id: str | None = None
+    broadcast_id: int | None = None
+
+
+@dataclass(frozen=True)
+class PreparedTemplate:
+    template_id: int | None
+    compiled: CompiledTemplate
+    variables: tuple[str, ...]
+    topic: str = ""
+
+    @property
+    def personal(self) -> bool:
+        return any(v == "customer" or v.startswith("customer.") for v in self.variables)
+
+
+@dataclass(slots=True)
+class Draft:
+    customer_id: int
+    idempotency_key: str
+    due_at: datetime
+    template: PreparedTemplate
+    variant: str | None = None
+
+
+@dataclass(slots=True)
+class Written:
+    id: int
+    decision: Decision
+    state: str
+
+
+def channel_settings(session: Session, workspace_id: int, channel: str) -> ChannelSettings:
+    """The channel's settings; refused when it is not set up or switched off for this workspace."""
+    adapter_class(channel)
+    settings = load_channels(session, workspace_id).get(channel)
+    if settings is None:
+        raise ChannelDisabled(f"the {channel} channel is not configured for this workspace", field="channel")
+    if not settings.enabled:
+        raise ChannelDisabled(f"the {channel} channel is switched off for this workspace", field="channel")
+    return settings
+
+
+def write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPolicy, sender: Sender,
+                   drafts: Sequence[Draft], *, mode: Mode = "reserve", fail_on_render: bool = True) -> list[Written]:
+    """Decide, personalise and write `drafts`; with mode="preview" only decide (nothing is written)."""
+    if not drafts:
+        return []
+    customer_ids = [d.customer_id for d in drafts]
+    address_type = adapter_class(sender.channel).address_type
+    addresses: dict[int, str] = {}
+    if address_type is not None:
+        from siyu.customers.service import identity_values
+
+        addresses = identity_values(session, ctx.id, customer_ids, address_type)
+    candidates = [Candidate(d.customer_id, sender.channel, sender.purpose, d.due_at, sender.droppable,
+                            sender.staff_id, address_type is not None and d.customer_id not in addresses,
+                            d.template.topic) for d in drafts]
+    decisions = policy.decide(session, candidates, mode)
+    if mode == "preview":
+        return [Written(0, decision, STATE_OF[decision.outcome]) for decision in decisions]
+    bulk = Bulk(session)
+    ids = bulk.allocate_ids("outbox", len(drafts))
+    writer = _Renderer(session, ctx, policy, sender, [d for d, x in zip(drafts, decisions, strict=True)
+                                                      if x.outcome != "suppress"])
+    rows: list[tuple[Any, ...]] = []
+    written: list[Written] = []
+    now = clock.now()
+    refunds: list[usage.UsageKey] = []
+    one_time: list[tuple[int, int, str]] = []
+    for outbox_id, draft, decision in zip(ids, drafts, decisions, strict=True):
+        state, reason, detail = STATE_OF[decision.outcome], decision.rule, None
+        content: dict[str, Any] = {}
+        if decision.outcome != "suppress":
+            try:
+                content = writer.render(outbox_id, draft)
+            except TemplateInvalid as exc:
+                if fail_on_render:
+                    raise
+                state, reason, detail = "failed", "render_failed", exc.message[:500]
+                refunds.extend(usage.as_key(r) for r in decision.reservations)
+                decision.reservations = []
+            if state != "failed" and sender.channel in policy.settings.one_time_consent_channels:
+                one_time.append((outbox_id, draft.customer_id, draft.template.topic))
+        rows.append((outbox_id, ctx.id, draft.customer_id, sender.channel, sender.purpose, draft.idempotency_key,
+                     sender.source, draft.template.template_id, sender.broadcast_id, draft.variant, sender.staff_id,
+                     addresses.get(draft.customer_id), bulk.json(content), bulk.flag(sender.droppable), state, reason,
+                     detail, bulk.ts(decision.due_at), bulk.json(decision.reservations), 0, 0, bulk.ts(now)))
+        written.append(Written(outbox_id, decision, state))
+    _apply_one_time(session, ctx, sender.channel, one_time, written, rows, refunds)
+    if refunds:
+        usage.refund(session, ctx.id, refunds)
+    bulk.insert("outbox", OUTBOX_COLUMNS, rows, conflict="(workspace_id, idempotency_key) DO NOTHING")
+    return written
+
+
+def _apply_one_time(session: Session, ctx: WorkspaceContext, channel: str, wanted: list[tuple[int, int, str]],
+                    written: list[Written], rows: list[tuple[Any, ...]], refunds: list[usage.UsageKey]) -> None:
+    """Claim a one-time consent for each message that needs one; without one it is suppressed
+    (a concurrent writer may have taken the consent the policy counted)."""
+    if not wanted:
+        return
+    claimed = claim_one_time_consents(session, ctx.id, channel, wanted)
+    position = {w.id: i for i, w in enumerate(written)}
+    empty = Bulk(session).json([])
+    for outbox_id, _, _ in wanted:
+        if outbox_id in claimed:
+            continue
+        i = position[outbox_id]
+        refunds.extend(usage.as_key(r) for r in written[i].decision.reservations)
+        written[i].decision = Decision("suppress", written[i].decision.due_at, "no_subscription_consent")
+        written[i].state = "suppressed"
+        row = dict(zip(OUTBOX_COLUMNS, rows[i], strict=True))
+        row.update(state="suppressed", reason="no_subscription_consent", reservations=empty)
+        rows[i] = tuple(row.values())
+
+
+class _Renderer:
+    """Personalises drafts: loads the profiles it needs once, signs links per message."""
+
+    def __init__(self, session: Session, ctx: WorkspaceContext, policy: ContactPolicy, sender: Sender,
+                 drafts: list[Draft]) -> None:
+        self.sender = sender
+        self.track = policy.settings.track_links
+        self.base = policy.settings.public_base_url.rstrip("/")
+        self.secret = signing_secret(session, ctx.id)
+        self.unsubscribe = sender.channel == "email" and sender.purpose == "marketing"
+        shared: dict[str, Any] = {k: sender.context[k] for k in ("coupon", "staff", "params") if k in sender.context}
+        self.shared: dict[str, Any] = {"workspace": {"name": ctx.name}, **shared}
+        personal = [d.customer_id for d in drafts if d.template.personal]
+        self.profiles: dict[int, Any] = {}
+        if personal:
+            from siyu.customers.service import contact_profiles
+
+            self.profiles = {row.id: row for row in contact_profiles(session, ctx.id, personal)}
+        self._static: dict[int, dict[str, Any]] = {}
+
+    def render(self, outbox_id: int, draft: Draft) -> dict[str, Any]:
+        template = draft.template
+        wants_unsubscribe = self.unsubscribe or "unsubscribe_url" in template.variables
+        if not template.personal and not wants_unsubscribe and not self.track:
+            cached = self._static.get(id(template))
+            if cached is None:
+                cached = self._static[id(template)] = template.compiled.render(self.shared)
+            return cached
+        variables = dict(self.shared)
+        profile = self.profiles.get(draft.customer_id)
+        if profile is not None:
+            variables["customer"] = customer_variables(profile)
+        unsubscribe_url = f"{self.base}/u/{unsubscribe_code(self.secret, outbox_id)}" if wants_unsubscribe else None
+        variables["unsubscribe_url"] = unsubscribe_url
+        content = template.compiled.render(variables)
+        if unsubscribe_url is not None:
+            content["unsubscribe_url"] = unsubscribe_url
+        if self.track:
+            self._track(outbox_id, content)
+        return content
+
+    def _track(self, outbox_id: int, content: dict[str, Any]) -> None:
+        links: list[str] = []
+
+        def short(index: int) -> str:
+            return f"{self.base}/l/{link_code(self.secret, outbox_id, index)}"
+
+        if content.get("text"):
+            content["text"] = track_urls(content["text"], short, links)
+        link = content.get("link")
+        if isinstance(link, dict) and link.get("url"):
+            if link["url"] not in links:
+                links.append(link["url"])
+            link["url"] = short(links.index(link["url"]))
+        if links:
+            content["links"] = links
+
+
+def request_dispatch(session: Session, *, due_at: datetime | None = None, lanes: int = 1) -> None:
+    """Ask workers to dispatch once this transaction commits. Lanes start a little apart so that
+    several worker processes each take one; one request per transaction and due time is enough."""
+    now = clock.now()
+    at = max(ensure_utc(due_at), now) if due_at is not None else now
+    requested: set[tuple[int, int]] = session.info.setdefault("messaging_dispatch_requested", set())
+    slot = int(at.timestamp())
+    jobs = []
+    for lane in range(lanes):
+        if (slot, lane) in requested:
+            continue
+        requested.add((slot, lane))
+        # A future wake-up is keyed by its second (one job however many messages wait for it);
+        # an immediate one is not, so a message written just after a dispatch ran is never stranded.
+        key = f"{DISPATCH_JOB}:at:{slot}:{lane}" if at > now else None
+        jobs.append({"kind": DISPATCH_JOB, "payload": {"lane": lane}, "due_at": at + LANE_STAGGER * lane,
+                     "key": key, "max_attempts": 3})
+    enqueue_many(session, jobs)
+
+
+def dispatch_lanes(session: Session) -> int:
+    """Parallel dispatch jobs a burst asks for: one writer on SQLite, several worker processes on PostgreSQL."""
+    return 4 if session.get_bind().dialect.name == "postgresql" else 1
+
+
+def existing_message(session: Session, workspace_id: int, idempotency_key: str) -> OutboxMessage | None:
+    return session.scalar(select(OutboxMessage).where(OutboxMessage.workspace_id == workspace_id,
+                                                      OutboxMessage.idempotency_key == idempotency_key))
+
+
+def check_same_request(existing: OutboxMessage, customer_id: int, channel: str) -> OutboxMessage:
+    if existing.customer_id != customer_id or existing.channel != channel:
+        raise IdempotencyKeyReused(
+            f"idempotency key {existing.idempotency_key!r} was used for another message (#{existing.id})",
+            field="idempotency_key")
+    return existing
+
+
+def check_key(idempotency_key: str) -> str:
+    key = idempotency_key.strip()
+    if not key or len(key) > 200:
+        raise ValidationFailed("idempotency_key must be 1-200 characters", field="idempotency_key")
+    return key

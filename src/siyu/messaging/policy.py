@@ -1,0 +1,298 @@
+"""The contact policy (不打扰): the one gate every outbound message passes.
+
+`ContactPolicy.decide` takes a batch of candidates and answers each with send, defer or suppress
+and the rule that decided. It loads what it needs for the whole batch in a few set-wise queries
+(preferences, recent marketing messages, inventory), so a broadcast to a million customers costs
+the same per recipient as one message. The rules, first match wins:
+
+ 1. no_address       the channel needs an identity the customer does not have
+ 2. blocked          an explicit block — applies to service messages too
+ 3. opted_out        opt-out for this channel/purpose ('*' rows match every channel or purpose)
+ 4. no_consent       the workspace requires an opt-in for this channel:purpose and there is none
+ 5. holdout          marketing only: the customer is in the global holdout
+ 6. fatigue          marketing only: the last N marketing messages were all ignored
+ 7. no_subscription_consent   a one-time-consent channel without an unused consent
+ 8. quiet_hours / blackout:<name>   deferred to the next allowed time (suppressed if droppable)
+ 9. frequency_cap:<purpose>:<channel>:<period> / platform_quota:<channel>:<name>
+                     the inventory of the (possibly deferred) send time is used up
+
+Modes: `preview` reads and counts only; `reserve` (enqueue, broadcast fill) takes inventory with
+conditional increments; `verify` (dispatch) re-checks rules 1–8 at the moment of sending and only
+moves inventory when the send moves to another period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from siyu.kit.timefmt import zone
+from siyu.messaging import usage
+from siyu.messaging.calendar import cap_multiplier, next_allowed, period_start
+from siyu.messaging.models import ContactPreference, OneTimeConsent, OutboxMessage
+from siyu.messaging.quotas import QuotaRule, active_quotas
+from siyu.messaging.settings import PolicySettings, load_policy
+from siyu.messaging.usage import UsageKey
+
+Mode = Literal["preview", "reserve", "verify"]
+Outcome = Literal["send", "defer", "suppress"]
+CHUNK = 2000
+SPECIFICITY = {("exact", "exact"): 3, ("exact", "*"): 2, ("*", "exact"): 1, ("*", "*"): 0}
+
+
+@dataclass(slots=True)
+class Candidate:
+    customer_id: int
+    channel: str
+    purpose: str
+    due_at: datetime
+    droppable: bool = False
+    staff_id: str | None = None
+    address_missing: bool = False
+    topic: str = ""
+    outbox_id: int | None = None
+    reservations: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Decision:
+    outcome: Outcome
+    due_at: datetime
+    rule: str | None = None
+    reservations: list[list[str]] = field(default_factory=list)
+
+
+def in_holdout(policy: PolicySettings, workspace_id: int, customer_id: int) -> bool:
+    share = policy.holdout.share
+    if share <= 0:
+        return False
+    digest = hashlib.blake2b(f"{policy.holdout.draw}:{workspace_id}:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
+
+
+class ContactPolicy:
+    def __init__(self, workspace_id: int, timezone: str, settings: PolicySettings, quotas: list[QuotaRule]) -> None:
+        self.workspace_id = workspace_id
+        self.tz: ZoneInfo = zone(timezone)
+        self.settings = settings
+        self.quotas = quotas
+        self._one_time = frozenset(settings.one_time_consent_channels)
+
+    @classmethod
+    def load(cls, session: Session, workspace_id: int, timezone: str) -> ContactPolicy:
+        return cls(workspace_id, timezone, load_policy(session, workspace_id), active_quotas(session, workspace_id))
+
+    # -- the decision ---------------------------------------------------------------------------
+    def decide(self, session: Session, candidates: list[Candidate], mode: Mode) -> list[Decision]:
+        if not candidates:
+            return []
+        customers = sorted({c.customer_id for c in candidates})
+        preferences = self._preferences(session, customers)
+        marketing = [c.customer_id for c in candidates if c.purpose == "marketing"]
+        fatigued = self._fatigued_until(session, marketing) if marketing else {}
+        one_time = self._one_time_available(session, candidates) if mode != "verify" else {}
+        decisions: list[Decision] = []
+        for candidate in candidates:
+            rule = (self._gate(candidate, preferences.get(candidate.customer_id, ()), fatigued)
+                    or self._one_time_rule(candidate, one_time, mode))
+            if rule is not None:
+                decisions.append(Decision("suppress", candidate.due_at, rule))
+                continue
+            due_at, timing = next_allowed(candidate.due_at, candidate.purpose, self.settings, self.tz)
+            if timing is not None and candidate.droppable:
+                decisions.append(Decision("suppress", candidate.due_at, timing))
+                continue
+            decisions.append(Decision("defer" if timing else "send", due_at, timing))
+        self._inventory(session, candidates, decisions, mode)
+        return decisions
+
+    def _gate(self, candidate: Candidate, preferences: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]],
+              fatigued: dict[int, datetime]) -> str | None:
+        if candidate.address_missing:
+            return "no_address"
+        decisive: tuple[int, str] | None = None
+        for channel, purpose, status in preferences:
+            if channel not in (candidate.channel, "*") or purpose not in (candidate.purpose, "*"):
+                continue
+            if status == "blocked":
+                return "blocked"
+            rank = SPECIFICITY[("exact" if channel != "*" else "*", "exact" if purpose != "*" else "*")]
+            if decisive is None or rank > decisive[0]:
+                decisive = (rank, status)
+        if decisive is not None and decisive[1] == "opted_out":
+            return "opted_out"
+        needs = {f"{candidate.channel}:{candidate.purpose}", f"*:{candidate.purpose}"}
+        if needs & set(self.settings.require_opt_in) and (decisive is None or decisive[1] != "opted_in"):
+            return "no_consent"
+        if candidate.purpose == "marketing":
+            if in_holdout(self.settings, self.workspace_id, candidate.customer_id):
+                return "holdout"
+            until = fatigued.get(candidate.customer_id)
+            if until is not None and candidate.due_at < until:
+                return "fatigue"
+        return None
+
+    def _one_time_rule(self, candidate: Candidate, available: dict[tuple[int, str, str], int],
+                       mode: Mode) -> str | None:
+        if mode == "verify" or candidate.channel not in self._one_time:
+            return None
+        key = (candidate.customer_id, candidate.channel, candidate.topic)
+        if available.get(key, 0) <= 0:
+            return "no_subscription_consent"
+        available[key] -= 1
+        return None
+
+    # -- inventory ------------------------------------------------------------------------------
+    def limits_for(self, candidate: Candidate, due_at: datetime) -> dict[UsageKey, tuple[int, str]]:
+        """Every inventory unit a send at `due_at` takes: key → (limit, rule)."""
+        local = due_at.astimezone(self.tz)
+        day = local.date()
+        wanted: dict[UsageKey, tuple[int, str]] = {}
+        multiplier = cap_multiplier(local, self.settings, candidate.purpose)
+        subject = str(candidate.customer_id)
+        for cap in self.settings.frequency_caps:
+            if cap.purpose == candidate.purpose and cap.channel in ("*", candidate.channel):
+                wanted[(cap.key, subject, period_start(day, cap.period))] = (
+                    cap.max * multiplier, f"frequency_cap:{cap.purpose}:{cap.channel}:{cap.period}")
+        for quota in self.quotas:
+            if quota.channel != candidate.channel or (quota.purposes and candidate.purpose not in quota.purposes):
+                continue
+            who = {"customer": subject, "staff": candidate.staff_id, "workspace": "*"}[quota.scope]
+            if who is not None:
+                wanted[(quota.key, who, period_start(day, quota.period))] = (
+                    quota.max_count, f"platform_quota:{quota.channel}:{quota.name}")
+        return wanted
+
+    def _inventory(self, session: Session, candidates: list[Candidate], decisions: list[Decision], mode: Mode) -> None:
+        """Take (or, in preview, count) inventory for every send and deferral, in candidate order."""
+        wanted: list[tuple[int, dict[UsageKey, tuple[int, str]]]] = []
+        refunds: list[UsageKey] = []
+        for index, (candidate, decision) in enumerate(zip(candidates, decisions, strict=True)):
+            if decision.outcome == "suppress":
+                continue
+            limits = self.limits_for(candidate, decision.due_at)
+            if mode == "verify":
+                held = {usage.as_key(r) for r in candidate.reservations}
+                if held == set(limits):
+                    decision.reservations = candidate.reservations
+                    continue
+                refunds.extend(held)
+            if limits:
+                wanted.append((index, limits))
+            else:
+                decision.reservations = []
+        if mode != "preview" and refunds:
+            usage.refund(session, self.workspace_id, refunds)
+        if wanted:
+            self._take(session, wanted, decisions, mode)
+
+    def _take(self, session: Session, wanted: list[tuple[int, dict[UsageKey, tuple[int, str]]]],
+              decisions: list[Decision], mode: Mode) -> None:
+        keys = {key for _, limits in wanted for key in limits}
+        used = usage.read_usage(session, self.workspace_id, {k[1] for k in keys}, {k[2] for k in keys})
+        pending: dict[UsageKey, int] = defaultdict(int)
+        granted: list[tuple[int, dict[UsageKey, tuple[int, str]]]] = []
+        for index, limits in wanted:
+            refused = next((rule for key, (limit, rule) in limits.items()
+                            if used.get(key, 0) + pending[key] + 1 > limit), None)
+            if refused is not None:
+                decisions[index] = Decision("suppress", decisions[index].due_at, refused)
+                continue
+            for key in limits:
+                pending[key] += 1
+            granted.append((index, limits))
+        if mode == "preview":
+            return
+        self._write_reservations(session, granted, decisions)
+
+    def _write_reservations(self, session: Session, granted: list[tuple[int, dict[UsageKey, tuple[int, str]]]],
+                            decisions: list[Decision]) -> None:
+        """Conditional increments in rounds (a key appears once per statement). A unit a concurrent
+        writer took first makes that message suppressed, and its other units are given back."""
+        remaining = granted
+        taken_by: dict[int, list[UsageKey]] = defaultdict(list)
+        failed: set[int] = set()
+        while remaining:
+            round_keys: dict[UsageKey, int] = {}
+            owners: dict[UsageKey, int] = {}
+            later: list[tuple[int, dict[UsageKey, tuple[int, str]]]] = []
+            for index, limits in remaining:
+                if any(key in round_keys for key in limits):
+                    later.append((index, limits))
+                    continue
+                for key, (limit, _) in limits.items():
+                    round_keys[key] = limit
+                    owners[key] = index
+            taken = usage.reserve(session, self.workspace_id, round_keys)
+            for key, index in owners.items():
+                if key in taken:
+                    taken_by[index].append(key)
+                elif index not in failed:
+                    failed.add(index)
+                    decisions[index] = Decision("suppress", decisions[index].due_at,
+                                                dict(remaining)[index][key][1])
+            remaining = later
+        give_back = [key for index in failed for key in taken_by.pop(index, [])]
+        if give_back:
+            usage.refund(session, self.workspace_id, give_back)
+        for index, keys in taken_by.items():
+            decisions[index].reservations = [usage.as_reservation(k) for k in sorted(keys)]
+
+    # -- facts, set-wise ------------------------------------------------------------------------
+    def _preferences(self, session: Session, customers: list[int]) -> dict[int, list[tuple[str, str, str]]]:
+        found: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
+        for start in range(0, len(customers), CHUNK):
+            rows = session.execute(select(ContactPreference.customer_id, ContactPreference.channel,
+                                          ContactPreference.purpose, ContactPreference.status)
+                                   .where(ContactPreference.workspace_id == self.workspace_id,
+                                          ContactPreference.customer_id.in_(customers[start:start + CHUNK])))
+            for customer_id, channel, purpose, status in rows:
+                found[customer_id].append((channel, purpose, status))
+        return found
+
+    def _fatigued_until(self, session: Session, customers: list[int]) -> dict[int, datetime]:
+        """Customers whose last N marketing messages were all ignored → the end of their cool-down."""
+        fatigue = self.settings.fatigue
+        if fatigue is None:
+            return {}
+        unique = sorted(set(customers))
+        result: dict[int, datetime] = {}
+        for start in range(0, len(unique), CHUNK):
+            recent = (select(OutboxMessage.customer_id, OutboxMessage.sent_at, OutboxMessage.engaged_at,
+                             func.row_number().over(partition_by=OutboxMessage.customer_id,
+                                                    order_by=OutboxMessage.id.desc()).label("rn"))
+                      .where(OutboxMessage.workspace_id == self.workspace_id,
+                             OutboxMessage.customer_id.in_(unique[start:start + CHUNK]),
+                             OutboxMessage.purpose == "marketing",
+                             OutboxMessage.state.in_(("sent", "delivered")))
+                      .subquery())
+            rows = session.execute(select(recent.c.customer_id, recent.c.sent_at, recent.c.engaged_at)
+                                   .where(recent.c.rn <= fatigue.ignored_messages))
+            seen: dict[int, list[tuple[datetime | None, datetime | None]]] = defaultdict(list)
+            for customer_id, sent_at, engaged_at in rows:
+                seen[customer_id].append((sent_at, engaged_at))
+            for customer_id, messages in seen.items():
+                if len(messages) == fatigue.ignored_messages and all(e is None for _, e in messages):
+                    last = max(s for s, _ in messages if s is not None)
+                    result[customer_id] = last + timedelta(days=fatigue.cooldown_days)
+        return result
+
+    def _one_time_available(self, session: Session, candidates: list[Candidate]) -> dict[tuple[int, str, str], int]:
+        wanted = sorted({c.customer_id for c in candidates if c.channel in self._one_time})
+        available: dict[tuple[int, str, str], int] = defaultdict(int)
+        for start in range(0, len(wanted), CHUNK):
+            rows = session.execute(select(OneTimeConsent.customer_id, OneTimeConsent.channel, OneTimeConsent.topic)
+                                   .where(OneTimeConsent.workspace_id == self.workspace_id,
+                                          OneTimeConsent.customer_id.in_(wanted[start:start + CHUNK]),
+                                          OneTimeConsent.outbox_id.is_(None)))
+            for customer_id, channel, topic in rows:
+                available[(customer_id, channel, topic)] += 1
+        return available
+
