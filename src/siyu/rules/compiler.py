@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from sqlalchemy.sql.operators import eq
 
 from siyu.customers.models import Customer, Identity
-from siyu.db.base import UTCDateTime
+from siyu.db.base import UTCDateTime, table_of
 from siyu.events.models import CustomerRollup, Event, Order, OrderItem
 from siyu.kit.errors import ValidationFailed
 from siyu.rules import sql
@@ -70,16 +70,16 @@ from siyu.segments.models import CustomerLifecycle, CustomerRfm, SegmentMembersh
 from siyu.tags.models import CustomerTag
 
 SCOPE = "scope_ids"
-customers = Customer.__table__
-identities = Identity.__table__
-events = Event.__table__
-orders = Order.__table__
-order_items = OrderItem.__table__
-rollups = CustomerRollup.__table__
-customer_tags = CustomerTag.__table__
-memberships = SegmentMembership.__table__
-lifecycle = CustomerLifecycle.__table__
-rfm = CustomerRfm.__table__
+customers = table_of(Customer)
+identities = table_of(Identity)
+events = table_of(Event)
+orders = table_of(Order)
+order_items = table_of(OrderItem)
+rollups = table_of(CustomerRollup)
+customer_tags = table_of(CustomerTag)
+memberships = table_of(SegmentMembership)
+lifecycle = table_of(CustomerLifecycle)
+rfm = table_of(CustomerRfm)
 REFUNDED = "refunded"
 Maker = Callable[[datetime], Any]
 
@@ -100,7 +100,7 @@ class CompiledRule:
     def params(self, now: datetime) -> dict[str, Any]:
         return {name: make(now) for name, make in self.makers.items()}
 
-    def select(self) -> Select[tuple[int]]:
+    def select(self) -> Select[Any]:
         """The ids of the (unmerged) customers of the workspace the rule holds for."""
         stmt = select(customers.c.id).where(*live_customers(self.workspace_id), self.condition)
         if self.scoped:
