@@ -430,3 +430,28 @@ def identity_values(session: Session, workspace_id: int, customer_ids: list[int]
         for customer_id, value in rows:
             found.setdefault(int(customer_id), value)
     return found
+
+
+def customers_by_identities(session: Session, workspace_id: int, pairs: list[tuple[str, str]]
+                            ) -> dict[tuple[str, str], int]:
+    """Resolve (identity type, value) pairs — a CSV of phones, unionids... — to customer ids.
+    Values are normalised first; malformed and unknown pairs are left out of the answer."""
+    wanted: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for identity_type, raw in pairs:
+        try:
+            wanted.setdefault((identity_type, normalise_value(identity_type, raw)), []).append((identity_type, raw))
+        except ValidationFailed:
+            continue
+    found: dict[tuple[str, str], int] = {}
+    by_type: dict[str, list[str]] = {}
+    for identity_type, value in wanted:
+        by_type.setdefault(identity_type, []).append(value)
+    for identity_type, values in by_type.items():
+        for start in range(0, len(values), 500):
+            rows = session.execute(select(Identity.value, Identity.customer_id).where(
+                Identity.workspace_id == workspace_id, Identity.type == identity_type,
+                Identity.value.in_(values[start:start + 500])))
+            for value, customer_id in rows:
+                for original in wanted[(identity_type, value)]:
+                    found[original] = int(customer_id)
+    return found
