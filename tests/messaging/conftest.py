@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.orm import Session
 
+import siyu.db
 from siyu.events.service import ingest_events
 from siyu.messaging.dispatch import DispatchStats, dispatch_due
-from siyu.messaging.models import OutboxMessage, SandboxMessage
+from siyu.messaging.models import OutboxMessage, PlatformQuota, SandboxMessage
 from siyu.messaging.settings import update_policy
 from siyu.messaging.template_service import create_template
 from siyu.workspaces.service import WorkspaceContext
+from tests.conftest import NOW
 
 _people = itertools.count(1)
 
@@ -64,6 +68,20 @@ def sandbox_count(db: Session, ws: WorkspaceContext, customer_id: int | None = N
     if customer_id is not None:
         stmt = stmt.where(SandboxMessage.customer_id == customer_id)
     return int(db.scalar(stmt) or 0)
+
+
+MIGRATION = Path(siyu.db.__file__).parent / "migrations" / "versions" / "2026_11_25_0004_messaging.py"
+
+
+@pytest.fixture(autouse=True)
+def default_quotas(clean_engine: Engine) -> None:
+    """The platform quotas migration 0004 ships (the suite empties every table between tests)."""
+    spec = importlib.util.spec_from_file_location("messaging_migration", MIGRATION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with clean_engine.begin() as conn:
+        conn.execute(insert(PlatformQuota), [{**q, "created_at": NOW} for q in module.DEFAULT_QUOTAS])
 
 
 @pytest.fixture

@@ -109,12 +109,10 @@ def store_list(session: Session, broadcast_id: int, customer_ids: list[int]) -> 
 
 
 def _segment_select(session: Session, workspace_id: int, segment_id: int) -> Select[Any]:
-    try:
-        from siyu.segments.service import segment_member_ids
-    except ImportError as exc:
-        raise AudienceInvalid("segments cannot be used as audiences in this installation",
-                              field="audience.kind") from exc
-    return segment_member_ids(session, workspace_id, segment_id)  # type: ignore[no-any-return]
+    from siyu.segments.service import get_segment, member_ids
+
+    get_segment(session, workspace_id, segment_id)
+    return member_ids(workspace_id, segment_id)
 
 
 def audience_select(session: Session, workspace_id: int, broadcast_id: int, audience: dict[str, Any]) -> Select[Any]:
