@@ -134,7 +134,7 @@ def apply_balance_deltas(session: Session, deltas: dict[int, tuple[int, int, int
 def set_tiers(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         session.execute(update(MEMBERS).where(MEMBERS.c.id == bindparam("member_id"))
-                        .values(tier_id=bindparam("tier_id"), tier_reached_at=bindparam("reached_at"),
+                        .values(tier_id=bindparam("new_tier_id"), tier_reached_at=bindparam("reached_at"),
                                 tier_valid_until=bindparam("valid_until"), updated_at=bindparam("at")), rows)
 
 
@@ -211,15 +211,15 @@ def insert_lots(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
 
 def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
     """remaining += delta (atomic), and the status when given."""
-    table = LOTS
-    plain = [r for r in rows if r.get("status") is None]
-    with_status = [r for r in rows if r.get("status") is not None]
+    plain = [{"lot_id": r["lot_id"], "delta": r["delta"]} for r in rows if r.get("status") is None]
+    with_status = [{"lot_id": r["lot_id"], "delta": r["delta"], "new_status": r["status"]}
+                   for r in rows if r.get("status") is not None]
     if plain:
-        session.execute(update(table).where(table.c.id == bindparam("lot_id"))
-                        .values(remaining=table.c.remaining + bindparam("delta")), plain)
+        session.execute(update(LOTS).where(LOTS.c.id == bindparam("lot_id"))
+                        .values(remaining=LOTS.c.remaining + bindparam("delta")), plain)
     if with_status:
-        session.execute(update(table).where(table.c.id == bindparam("lot_id"))
-                        .values(remaining=table.c.remaining + bindparam("delta"), status=bindparam("status")),
+        session.execute(update(LOTS).where(LOTS.c.id == bindparam("lot_id"))
+                        .values(remaining=LOTS.c.remaining + bindparam("delta"), status=bindparam("new_status")),
                         with_status)
 
 

@@ -101,7 +101,8 @@ def apply_tier_changes(session: Session, ctx: WorkspaceContext, changes: list[Ti
     for change in fresh:
         if change.direction != "enrolled":
             last[change.member.id] = change
-    repository.set_tiers(session, [{"member_id": mid, "tier_id": c.to_tier.id, "reached_at": c.reached_at or c.at,
+    repository.set_tiers(session, [{"member_id": mid, "new_tier_id": c.to_tier.id,
+                                    "reached_at": c.reached_at or c.at,
                                     "valid_until": c.valid_until, "at": now} for mid, c in sorted(last.items())])
     for change in fresh:
         session.expire(change.member, ["tier_id", "tier_reached_at", "tier_valid_until"])
