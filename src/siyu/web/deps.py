@@ -28,7 +28,9 @@ def get_db(request: Request) -> Iterator[Session]:
         session.close()
 
 
-Db = Annotated[Session, Depends(get_db)]
+# scope="function": the commit happens before the response is sent, so a failed commit is never
+# answered with a success.
+Db = Annotated[Session, Depends(get_db, scope="function")]
 
 
 @dataclass(frozen=True)
