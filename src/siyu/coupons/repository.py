@@ -67,8 +67,8 @@ def stats(session: Session, workspace_id: int, template_ids: Sequence[int]) -> d
         select(Coupon.template_id, func.count())
         .where(Coupon.workspace_id == workspace_id, Coupon.template_id.in_(template_ids), Coupon.state == "expired")
         .group_by(Coupon.template_id))}
-    issued = dict(session.execute(select(CouponTemplate.id, CouponTemplate.issued_count)
-                                  .where(CouponTemplate.id.in_(template_ids))).tuples().all())
+    issued = {int(tid): int(n) for tid, n in session.execute(
+        select(CouponTemplate.id, CouponTemplate.issued_count).where(CouponTemplate.id.in_(template_ids)))}
     money = {tid: (int(n), int(gmv or 0), int(discount or 0)) for tid, n, gmv, discount in session.execute(
         select(CouponRedemption.template_id, func.count(), func.sum(CouponRedemption.order_amount_fen),
                func.sum(CouponRedemption.discount_fen))
