@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from siyu.jobs.registry import job_handler
-from siyu.jobs.service import enqueue
 from siyu.kit import clock
 from siyu.loyalty import repository, service
 from siyu.loyalty.models import Member
@@ -74,17 +73,14 @@ def benefits_tick(session: Session, payload: dict[str, Any]) -> None:
         if period is None:
             continue
         run = repository.benefit_run(session, ctx.id, period)
-        if run is None or run.finished_at is None:
-            cursor = run.cursor_member_id if run else 0
-            enqueue(session, "loyalty.run_benefits", {"workspace_id": ctx.id, "period": period},
-                    workspace_id=ctx.id, key=f"loyalty.run_benefits:{ctx.id}:{period}:{cursor}")
+        if run is None:
+            service.start_benefit_run(session, ctx, period)
+        else:
+            service.continue_later(session, run)
 
 
 @job_handler("loyalty.run_benefits")
 def run_benefits(session: Session, payload: dict[str, Any]) -> None:
     """One chunk of a monthly run; the next chunk is its own job (short units of work, resumable)."""
-    ctx = _ctx(session, int(payload["workspace_id"]))
-    run = service.run_benefits_chunk(session, ctx, str(payload["period"]))
-    if run.finished_at is None:
-        enqueue(session, "loyalty.run_benefits", {"workspace_id": ctx.id, "period": run.period},
-                workspace_id=ctx.id, key=f"loyalty.run_benefits:{ctx.id}:{run.period}:{run.cursor_member_id}")
+    run = service.run_benefits_chunk(session, _ctx(session, int(payload["workspace_id"])), str(payload["period"]))
+    service.continue_later(session, run)

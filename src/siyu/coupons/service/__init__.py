@@ -6,6 +6,7 @@ from siyu.coupons.service.issuance import (
     format_code,
     issue_coupon,
     issue_coupons_bulk,
+    issue_coupons_to_segment,
     issue_many,
     normalise_code,
 )
@@ -32,7 +33,8 @@ from siyu.coupons.service.templates import (
 
 __all__ = [
     "BulkIssueResult", "IssueOutcome", "Redemption", "TemplateStats", "create_template", "expire_coupons",
-    "find_coupon", "format_code", "get_template", "issue_coupon", "issue_coupons_bulk", "issue_many",
+    "find_coupon", "format_code", "get_template", "issue_coupon", "issue_coupons_bulk", "issue_coupons_to_segment",
+    "issue_many",
     "list_coupons", "list_templates", "move_customer_coupons", "normalise_code", "offer_of", "redeem_coupon",
     "restore_for_refunded_orders", "template_stats", "update_template", "usable_coupon_count", "void_coupon",
 ]

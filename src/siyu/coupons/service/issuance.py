@@ -164,3 +164,15 @@ def issue_coupons_bulk(session: Session, ctx: WorkspaceContext, template_id: int
                          [(cid, f"bulk:{idempotency_key}:{cid}") for cid in survivors])
     return BulkIssueResult(template_id, len(survivors), len(outcome.issued), len(outcome.existing),
                            len(outcome.skipped_limit), len(outcome.skipped_stock))
+
+
+def issue_coupons_to_segment(session: Session, ctx: WorkspaceContext, template_id: int, segment_id: int,
+                             idempotency_key: str) -> BulkIssueResult:
+    """One coupon per current member of a segment (the segment as it is now)."""
+    from siyu.segments.service import get_segment, member_ids
+
+    get_segment(session, ctx.id, segment_id)
+    customer_ids = sorted(int(cid) for cid in session.scalars(member_ids(ctx.id, segment_id)))
+    outcome = issue_many(session, ctx, template_id, [(cid, f"bulk:{idempotency_key}:{cid}") for cid in customer_ids])
+    return BulkIssueResult(template_id, len(customer_ids), len(outcome.issued), len(outcome.existing),
+                           len(outcome.skipped_limit), len(outcome.skipped_stock))

@@ -1,7 +1,13 @@
 """The loyalty business rules, by use case. Other domains call `award_points`, `member_summary`
 and (through coupons) `issue_coupon`; everything else is for the loyalty API, CLI, console and jobs."""
 
-from siyu.loyalty.service.benefits import benefit_runs, due_period, run_benefits_chunk
+from siyu.loyalty.service.benefits import (
+    benefit_runs,
+    continue_later,
+    due_period,
+    run_benefits_chunk,
+    start_benefit_run,
+)
 from siyu.loyalty.service.earning import EarningSummary, process_events
 from siyu.loyalty.service.members import (
     Consent,
@@ -32,9 +38,10 @@ from siyu.loyalty.service.tiers import review_tiers
 
 __all__ = [
     "Consent", "EarningSummary", "Ladder", "MemberSummary", "PointsResult", "adjust_points",
-    "assign_dedicated_staff", "award_points", "benefit_runs", "configure_programme", "deduct_points",
+    "assign_dedicated_staff", "award_points", "benefit_runs", "configure_programme", "continue_later",
+    "deduct_points",
     "due_period", "enrol_member", "enrol_members_bulk", "expire_points", "get_member", "get_programme", "ladder",
     "leave_programme", "list_members", "member_ledger", "member_summary", "merge_members", "process_events",
     "redeem_points", "redeem_points_for_coupon", "release_pending_points", "review_tiers", "run_benefits_chunk",
-    "set_tiers", "tier_history",
+    "set_tiers", "start_benefit_run", "tier_history",
 ]

@@ -170,5 +170,24 @@ def _record_short(session: Session, workspace_id: int, benefit: str, period: str
                     .values(coupons=bindparam("n")), [{"mid": m, "n": n} for m, n in sorted(counts.items())])
 
 
+def start_benefit_run(session: Session, ctx: WorkspaceContext, period: str | None = None, *,
+                      restart: bool = False) -> BenefitRun:
+    """Grant the first chunk of a period now (default: this month) and queue the rest as jobs."""
+    period = period or rules.month_period(rules.local_date(clock.now(), ctx.timezone))
+    run = run_benefits_chunk(session, ctx, period, restart=restart)
+    continue_later(session, run)
+    return run
+
+
+def continue_later(session: Session, run: BenefitRun) -> None:
+    """Queue the next chunk of an unfinished run (the key makes a duplicate harmless)."""
+    from siyu.jobs.service import enqueue
+
+    if run.finished_at is None:
+        enqueue(session, "loyalty.run_benefits", {"workspace_id": run.workspace_id, "period": run.period},
+                workspace_id=run.workspace_id,
+                key=f"loyalty.run_benefits:{run.workspace_id}:{run.period}:{run.cursor_member_id}")
+
+
 def benefit_runs(session: Session, workspace_id: int) -> list[BenefitRun]:
     return repository.benefit_runs(session, workspace_id)
