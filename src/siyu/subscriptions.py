@@ -13,7 +13,7 @@ from __future__ import annotations
 
 SUBSCRIPTIONS: dict[str, list[str]] = {
     # Every ingested batch. payload: workspace_id, event_ids (row ids), customer_ids, types
-    "events_ingested": ["segments.reevaluate"],
+    "events_ingested": ["segments.reevaluate", "journeys.on_events"],
     # Every event type is also published per batch under its own name (`order_paid`, `order_refunded`,
     # `check_in`, `message_received`, …) with payload: workspace_id, event_ids, customer_ids — add a
     # key here to react to one type.
@@ -25,15 +25,15 @@ SUBSCRIPTIONS: dict[str, list[str]] = {
     "share": ["loyalty.on_events"],
     # payload: workspace_id, survivor_id, absorbed_id
     "customer_merged": ["loyalty.on_customer_merged", "coupons.on_customer_merged", "segments.apply_merge",
-                        "messaging.on_customer_merged"],
+                        "messaging.on_customer_merged", "journeys.on_customer_merged"],
     # Tags. An auto tag's rule was created or changed. payload: workspace_id, tag_id
     "tag_rule_changed": ["segments.refresh_tag"],
     # People put a manual tag on or took it off. payload: workspace_id, tag_id, customer_ids
     "customer_tags_changed": ["segments.reevaluate"],
     # Segments and layering, for journeys to trigger on (also the names of the events on the timeline).
     # payload: workspace_id, segment_id, event_ids, customer_ids
-    "segment_entered": [],
-    "segment_exited": [],
+    "segment_entered": ["journeys.on_segment_changed"],
+    "segment_exited": ["journeys.on_segment_changed"],
     # payload: workspace_id, event_ids, customer_ids, changes ([customer_id, from_stage, to_stage])
     "lifecycle_changed": [],
     # Loyalty and coupons, for journeys to trigger on. payload: workspace_id, customer_id, member_id,
@@ -55,4 +55,6 @@ SCHEDULES: list[tuple[str, int]] = [
     ("coupons.expire", 900),
     ("messaging.tick", 60),
     ("messaging.refresh_holdout", 86400),
+    ("journeys.date_triggers", 3600),
+    ("journeys.remind_tasks", 300),
 ]

@@ -20,6 +20,26 @@ def job_handler(kind: str) -> Callable[[JobHandler], JobHandler]:
     return register
 
 
+# A due poller claims and runs due rows of its own table (journey runs) each time the worker loop
+# turns, in its own transactions; it returns how much it did. Registered in a domain's `tasks.py`.
+DuePoller = Callable[[Any], int]
+_POLLERS: dict[str, DuePoller] = {}
+
+
+def due_poller(name: str) -> Callable[[DuePoller], DuePoller]:
+    def register(func: DuePoller) -> DuePoller:
+        _POLLERS[name] = func
+        return func
+
+    return register
+
+
+def due_pollers() -> list[DuePoller]:
+    if not _HANDLERS:
+        load_task_modules()
+    return list(_POLLERS.values())
+
+
 def load_task_modules() -> None:
     """Every domain's `tasks` module registers its handlers when imported."""
     from siyu.domains import domain_modules

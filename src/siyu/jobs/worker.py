@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from siyu.db.session import transaction
 from siyu.jobs.models import Job
-from siyu.jobs.registry import handler_for, load_task_modules
+from siyu.jobs.registry import due_pollers, handler_for, load_task_modules
 from siyu.jobs.service import claim_due_jobs, mark_done, mark_failed, schedule_periodic_ticks
 
 log = logging.getLogger("siyu.worker")
@@ -72,6 +72,7 @@ class Worker:
             try:
                 self._tick_if_due()
                 ran = run_due_jobs(self.engine, max_rounds=10)
+                ran += sum(poller(self.engine) for poller in due_pollers())
             except Exception:  # keep the loop alive; the store may be briefly unavailable
                 log.exception("worker loop error")
                 ran = 0
