@@ -11,7 +11,7 @@ from siyu.messaging.errors import ChannelDisabled, IdempotencyKeyReused
 from siyu.messaging.models import MessageAttempt, OutboxMessage, SandboxMessage
 from siyu.messaging.sending import enqueue_message
 from siyu.workspaces.service import WorkspaceContext
-from tests.messaging.conftest import make_customer, no_policy_limits, sandbox_count, sandbox_template, states
+from tests.messaging.conftest import make_customer, no_policy_limits, reload, sandbox_count, sandbox_template, states
 
 
 def test_a_message_goes_from_the_outbox_to_the_sandbox_personalised(db: Session, workspace: WorkspaceContext,
@@ -29,7 +29,7 @@ def test_a_message_goes_from_the_outbox_to_the_sandbox_personalised(db: Session,
     assert (stats.claimed, stats.sent, stats.failed) == (1, 1, 0)
     received = db.scalars(select(SandboxMessage)).all()
     assert [(m.customer_id, m.content["text"]) for m in received] == [(customer, "李雷，本周新品上架")]
-    db.refresh(message)
+    reload(db, message)
     assert message.state == "delivered" and message.sent_at is not None
     attempts = db.scalars(select(MessageAttempt).where(MessageAttempt.outbox_id == message.id)).all()
     assert [(a.number, a.outcome) for a in attempts] == [(1, "delivered")]

@@ -15,7 +15,7 @@ from siyu.messaging.quotas import quota_rows, set_quota
 from siyu.messaging.sending import enqueue_message
 from siyu.messaging.settings import update_policy
 from siyu.workspaces.service import WorkspaceContext
-from tests.messaging.conftest import make_customer, no_policy_limits, sandbox_count, states
+from tests.messaging.conftest import make_customer, no_policy_limits, reload, sandbox_count, states
 
 NIGHT = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)  # 22:00 in Asia/Shanghai
 _keys = iter(range(1, 10_000))
@@ -249,7 +249,7 @@ def test_the_policy_is_checked_again_when_the_message_goes(db: Session, workspac
                    source="sms_reply", actor="t")
     db.commit()
     stats = dispatch()
-    db.refresh(message)
+    reload(db, message)
     assert (stats.suppressed, message.state, message.reason) == (1, "suppressed", "opted_out")
     assert sandbox_count(db, workspace) == 0
     assert used(db, workspace) == 0  # the inventory it held is given back

@@ -17,7 +17,6 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session
-from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from siyu.db.base import table_of
 from siyu.db.bulk import Bulk
@@ -82,7 +81,7 @@ class _Claimed:
 
 
 def backoff_seconds(attempts: int) -> float:
-    """Exponential with jitter: about 10 s, 20 s, 40 s … capped at an hour."""
+    """Exponential with jitter: 5–10 s after the first attempt, 10–20 s after the second … up to an hour."""
     base: float = min(5 * 2 ** attempts, MAX_BACKOFF_SECONDS)
     return base * (0.5 + random.random() / 2)
 
@@ -251,7 +250,7 @@ def _send_with_retries(adapter: ChannelAdapter, settings: ChannelSettings, item:
         return result
 
     retrying = Retrying(stop=stop_after_attempt(settings.retry_tries),
-                        wait=wait_exponential_jitter(initial=settings.retry_initial_seconds,
+                        wait=wait_random_exponential(multiplier=settings.retry_initial_seconds,
                                                      max=settings.retry_max_seconds),
                         retry=retry_if_result(retryable), retry_error_callback=_last_result)
     retrying(call)
@@ -357,60 +356,80 @@ def _write_attempts(session: Session, claimed: list[_Claimed], attempt_id: str) 
 
 # -- recovery ------------------------------------------------------------------------------------------
 
-def recover_expired(engine: Engine, *, http_transport: httpx.BaseTransport | None = None,
-                    lookup: Callable[[ChannelAdapter, str], str] | None = None) -> DispatchStats:
-    """Rows left `sending` by a worker that died: ask the provider, never re-send blindly."""
+def recover_expired(engine: Engine, *, http_transport: httpx.BaseTransport | None = None) -> DispatchStats:
+    """Rows left `sending` by a worker that died: ask the provider, never re-send blindly.
+
+    The rows are first taken over with a fresh lease and attempt id (so one recoverer looks each up),
+    the providers are asked outside any transaction, and the answers are written fenced by that id.
+    """
     stats = DispatchStats()
+    recovery_id = uuid.uuid4().hex
     with transaction(engine) as session:
         now = clock.now()
-        stmt = (select(OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.channel,
-                       OutboxMessage.idempotency_key)
-                .where(OutboxMessage.state == "sending", OutboxMessage.locked_until < now)
-                .order_by(OutboxMessage.locked_until).limit(5000))
+        expired = (select(OutboxMessage.id).where(OutboxMessage.state == "sending", OutboxMessage.locked_until < now)
+                   .order_by(OutboxMessage.locked_until).limit(5000))
         if session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = session.execute(stmt).all()
-        if not rows:
+            expired = expired.with_for_update(skip_locked=True)
+        ids = list(session.scalars(expired))
+        if not ids:
             return stats
-        groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
-        for row in rows:
-            groups[(row.workspace_id, row.channel)].append(row)
-        for (workspace_id, channel), items in groups.items():
-            _recover_group(session, engine, workspace_id, channel, items, now, stats, http_transport)
+        session.execute(update(_outbox).where(_outbox.c.id.in_(ids))
+                        .values(attempt_id=recovery_id, locked_until=now + timedelta(minutes=10)))
+        rows = session.execute(select(OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.channel,
+                                      OutboxMessage.idempotency_key).where(OutboxMessage.id.in_(ids))).all()
+        channels = {ws: load_channels(session, ws) for ws in {r.workspace_id for r in rows}}
+    groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
+    for row in rows:
+        groups[(row.workspace_id, row.channel)].append(row)
+    answers: dict[int, str] = {}
+    for (workspace_id, channel), items in groups.items():
+        answers.update(_ask_provider(engine, workspace_id, channels[workspace_id].get(channel), channel, items,
+                                     http_transport))
+    with transaction(engine) as session:
+        _write_recovery(session, rows, answers, recovery_id, stats)
     return stats
 
 
-def _recover_group(session: Session, engine: Engine, workspace_id: int, channel: str, rows: list[Any], now: datetime,
-                   stats: DispatchStats, http_transport: httpx.BaseTransport | None) -> None:
-    settings = load_channels(session, workspace_id).get(channel)
-    adapter: ChannelAdapter | None = None
-    if settings is not None:
-        adapter = adapter_class(channel)(ChannelContext(engine, workspace_id, settings.config, http_transport))
-    events: list[tuple[int, str, str | None, dict[str, Any]]] = []
+def _ask_provider(engine: Engine, workspace_id: int, settings: ChannelSettings | None, channel: str, rows: list[Any],
+                  http_transport: httpx.BaseTransport | None) -> dict[int, str]:
+    if settings is None:
+        return {row.id: "unknown" for row in rows}
+    adapter = adapter_class(channel)(ChannelContext(engine, workspace_id, settings.config, http_transport))
     try:
-        for row in rows:
-            answer = adapter.lookup(row.idempotency_key) if adapter is not None and adapter.limits.can_lookup \
-                else "unknown"
-            if answer == "received":
-                values: dict[str, Any] = {"state": "sent", "sent_at": now, "reason": "recovered_after_crash"}
-                stats.recovered += 1
-                events.append((row.id, "recovered", "provider_received", {}))
-            elif answer == "not_received":
-                values = {"state": "queued", "due_at": now, "reason": "requeued_after_crash"}
-                stats.requeued += 1
-                events.append((row.id, "requeued", "provider_not_received", {}))
-            else:
-                values = {"state": "unknown", "reason": "interrupted_while_sending"}
-                stats.unknown += 1
-                events.append((row.id, "unknown", "interrupted_while_sending", {}))
-            session.execute(update(_outbox).where(_outbox.c.id == row.id, _outbox.c.state == "sending")
-                            .values(locked_until=None, attempt_id=None, **values))
+        if not adapter.limits.can_lookup:
+            return {row.id: "unknown" for row in rows}
+        return {row.id: adapter.lookup(row.idempotency_key) for row in rows}
     finally:
-        if adapter is not None:
-            adapter.close()
-    if any(event[1] == "requeued" for event in events):
+        adapter.close()
+
+
+def _write_recovery(session: Session, rows: list[Any], answers: dict[int, str], recovery_id: str,
+                    stats: DispatchStats) -> None:
+    now = clock.now()
+    events: dict[int, list[tuple[int, str, str | None, dict[str, Any]]]] = defaultdict(list)
+    requeued = False
+    for row in rows:
+        answer = answers.get(row.id, "unknown")
+        if answer == "received":
+            values: dict[str, Any] = {"state": "sent", "sent_at": now, "reason": "recovered_after_crash"}
+            stats.recovered += 1
+            events[row.workspace_id].append((row.id, "recovered", "provider_received", {}))
+        elif answer == "not_received":
+            values = {"state": "queued", "due_at": now, "reason": "requeued_after_crash"}
+            stats.requeued += 1
+            requeued = True
+            events[row.workspace_id].append((row.id, "requeued", "provider_not_received", {}))
+        else:
+            values = {"state": "unknown", "reason": "interrupted_while_sending"}
+            stats.unknown += 1
+            events[row.workspace_id].append((row.id, "unknown", "interrupted_while_sending", {}))
+        session.execute(update(_outbox).where(_outbox.c.id == row.id, _outbox.c.state == "sending",
+                                              _outbox.c.attempt_id == recovery_id)
+                        .values(locked_until=None, attempt_id=None, **values))
+    for workspace_id, ws_events in events.items():
+        record_events(session, workspace_id, ws_events)
+    if requeued:
         request_dispatch(session)
-    record_events(session, workspace_id, events)
 
 
 def has_due_messages(session: Session) -> bool:
