@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -137,19 +138,23 @@ Handler = Callable[[Unit, Step, list[Run]], dict[int, Result]]
 
 # -- definitions (immutable per version, so cached) ----------------------------------------------
 
-_definitions: dict[int, Definition] = {}
+_definitions: dict[int, tuple[bytes, Definition]] = {}
 
 
 def definition_of(session: Session, version_id: int) -> Definition:
+    """The parsed definition of a version. Parsing is what is cached; the row is read every time, so
+    a cache can never outlive the row it was made from (ids of a wiped store may come back)."""
     from siyu.journeys.definitions import validate_definition
 
-    found = _definitions.get(version_id)
-    if found is None:
-        raw = session.scalar(select(JourneyVersion.definition).where(JourneyVersion.id == version_id))
-        found = validate_definition(raw)
-        if len(_definitions) > 2000:
-            _definitions.clear()
-        _definitions[version_id] = found
+    raw = session.scalar(select(JourneyVersion.definition).where(JourneyVersion.id == version_id))
+    fingerprint = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    cached = _definitions.get(version_id)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    found = validate_definition(raw)
+    if len(_definitions) > 2000:
+        _definitions.clear()
+    _definitions[version_id] = (fingerprint, found)
     return found
 
 

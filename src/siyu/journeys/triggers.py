@@ -101,8 +101,9 @@ def record_goals(session: Session, workspace_id: int, events: Sequence[actions.E
                                        JourneyRun.customer_id.in_(sorted(by_customer)),
                                        JourneyRun.converted_at.is_(None), JourneyRun.goal_event.is_not(None))))
     converted = 0
+    goals = {vid: definition_of(session, vid).goal for vid in {run.version_id for run in runs}}
     for run in runs:
-        goal = definition_of(session, run.version_id).goal
+        goal = goals[run.version_id]
         if goal is None:
             continue
         hit = next((e for e in by_customer[run.customer_id] if e.type == run.goal_event
