@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,7 +10,6 @@ from sqlalchemy.orm import Session
 from siyu.jobs.registry import job_handler
 from siyu.kit import clock
 from siyu.loyalty import repository, service
-from siyu.loyalty.models import Member
 from siyu.workspaces.service import WorkspaceContext, context_of, get_workspace
 
 ROUNDS = 20
@@ -52,15 +50,7 @@ def expire_points(session: Session, payload: dict[str, Any]) -> None:
 def review_tiers(session: Session, payload: dict[str, Any]) -> None:
     """Retention checks of members whose tier period has ended, every workspace."""
     for _ in range(ROUNDS):
-        due = repository.members_due_for_review(session, clock.now(), 1000)
-        grouped: dict[int, list[Member]] = defaultdict(list)
-        for member in due:
-            grouped[member.workspace_id].append(member)
-        for workspace_id, members in grouped.items():
-            programme = repository.programme(session, workspace_id)
-            if programme is not None:
-                service.review_tiers(session, _ctx(session, workspace_id), programme, members)
-        if len(due) < 1000:
+        if service.review_due_tiers(session) == 0:
             break
 
 

@@ -34,7 +34,7 @@ from siyu.loyalty.service.points import (
     release_pending_points,
 )
 from siyu.loyalty.service.programme import Ladder, configure_programme, get_programme, ladder, set_tiers
-from siyu.loyalty.service.tiers import review_tiers
+from siyu.loyalty.service.tiers import review_due_tiers, review_tiers
 
 __all__ = [
     "Consent", "EarningSummary", "Ladder", "MemberSummary", "PointsResult", "adjust_points",
@@ -42,6 +42,7 @@ __all__ = [
     "deduct_points",
     "due_period", "enrol_member", "enrol_members_bulk", "expire_points", "get_member", "get_programme", "ladder",
     "leave_programme", "list_members", "member_ledger", "member_summary", "merge_members", "process_events",
-    "redeem_points", "redeem_points_for_coupon", "release_pending_points", "review_tiers", "run_benefits_chunk",
+    "redeem_points", "redeem_points_for_coupon", "release_pending_points", "review_due_tiers", "review_tiers",
+    "run_benefits_chunk",
     "set_tiers", "start_benefit_run", "tier_history",
 ]

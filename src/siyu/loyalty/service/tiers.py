@@ -149,3 +149,20 @@ def review_tiers(session: Session, ctx: WorkspaceContext, programme: Programme, 
                 f"period ended; {_describe(programme)} is {value}, below {current.threshold}", value, key, now,
                 valid_until(lower, now, tz)))
     return apply_tier_changes(session, ctx, changes)
+
+
+def review_due_tiers(session: Session, *, limit: int = REVIEW_BATCH) -> int:
+    """Retention checks of up to `limit` members whose period has ended, every workspace (locked rows of
+    another worker are skipped on PostgreSQL). Returns how many were reviewed (kept or moved)."""
+    from siyu.workspaces.service import context_of, get_workspace
+
+    due = repository.members_due_for_review(session, clock.now(), limit)
+    by_workspace: dict[int, list[Member]] = {}
+    for member in due:
+        by_workspace.setdefault(member.workspace_id, []).append(member)
+    reviewed = 0
+    for workspace_id, members in sorted(by_workspace.items()):
+        programme = repository.programme(session, workspace_id)
+        if programme is not None:
+            reviewed += review_tiers(session, context_of(get_workspace(session, workspace_id)), programme, members)
+    return reviewed
