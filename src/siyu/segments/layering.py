@@ -22,8 +22,8 @@ def lifecycle_overview(session: Session, ctx: WorkspaceContext) -> dict[str, Any
 
 
 def rfm_overview(session: Session, ctx: WorkspaceContext) -> dict[str, Any]:
-    ready = dict(session.execute(select(Segment.builtin_key, Segment.id).where(
-        Segment.workspace_id == ctx.id, Segment.builtin_key.like("rfm:%"))).tuples().all())
+    ready = {key: segment_id for key, segment_id in session.execute(select(Segment.builtin_key, Segment.id).where(
+        Segment.workspace_id == ctx.id, Segment.builtin_key.like("rfm:%"))) if key}
     return {"settings": rfm_settings(ctx).model_dump(), "labels": CLASS_LABELS,
             "last_run": scheduling.layering_run(session, ctx.id, "rfm"),
             "segments": {key.removeprefix("rfm:"): segment_id for key, segment_id in ready.items() if key}}

@@ -18,6 +18,7 @@ domain events of the same names for journeys.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, cast, func, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -58,6 +60,7 @@ class Target:
     version: int
     refresh_minutes: int
     last_refreshed_at: datetime | None
+    fingerprint: str
 
     @property
     def key(self) -> NodeKey:
@@ -73,7 +76,7 @@ class RefreshOutcome:
     ms: int
 
 
-_parsed: dict[tuple[str, int, int], Rule] = {}
+_parsed: dict[str, Rule] = {}
 _compiled: dict[tuple[Any, ...], CompiledRule] = {}
 _statements: dict[tuple[Any, ...], Any] = {}
 CACHE_LIMIT = 4096
@@ -90,13 +93,14 @@ def load_targets(session: Session, workspace_id: int) -> list[Target]:
                                    Segment.rule.is_not(None)))
     targets = []
     for kind, target_id, name, raw, version, minutes, refreshed in rows:
-        key = (kind, target_id, version)
-        rule = _parsed.get(key)
+        # Keyed by the rule's own text: ids and versions alone can repeat (a recreated workspace).
+        fingerprint = hashlib.blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+        rule = _parsed.get(fingerprint)
         if rule is None:
             if len(_parsed) > CACHE_LIMIT:
                 _parsed.clear()
-            rule = _parsed[key] = parse_rule(raw)
-        targets.append(Target(kind, target_id, name, rule, version, minutes, refreshed))
+            rule = _parsed[fingerprint] = parse_rule(raw)
+        targets.append(Target(kind, target_id, name, rule, version, minutes, refreshed, fingerprint))
     return targets
 
 
@@ -107,7 +111,7 @@ def target_levels(targets: list[Target]) -> list[list[Target]]:
 
 
 def compiled_for(target: Target, ctx: WorkspaceContext, dialect: str, scoped: bool) -> CompiledRule:
-    key = (ctx.id, ctx.timezone, dialect, target.kind, target.id, target.version, scoped)
+    key = (ctx.id, ctx.timezone, dialect, target.kind, target.id, target.fingerprint, scoped)
     hit = _compiled.get(key)
     if hit is None:
         if len(_compiled) > CACHE_LIMIT:
@@ -281,7 +285,7 @@ def _reevaluate_chunk(session: Session, ctx: WorkspaceContext, targets: list[Tar
     members, stays = _current_members(session, ctx, targets, ids)
     for level in target_levels(targets):
         compiled = [compiled_for(t, ctx, dialect, scoped=True) for t in level]
-        statement_key = (ctx.id, dialect, tuple((t.key, t.version) for t in level))
+        statement_key = (ctx.id, ctx.timezone, dialect, tuple((t.key, t.fingerprint) for t in level))
         stmt = _statements.get(statement_key)
         if stmt is None:
             stmt = _statements[statement_key] = evaluation_select(compiled, ctx.id)

@@ -154,7 +154,8 @@ def _score_cuts(session: Session, workspace_id: int, n: int, settings: RfmSettin
                                       ("m", rfm.c.monetary_fen, rfm.c.monetary_fen)):
         ranked = select(column.label("v"), func.row_number().over(order_by=worst_first).label("rn")).where(
             rfm.c.workspace_id == workspace_id).subquery()
-        values = dict(session.execute(select(ranked.c.rn, ranked.c.v).where(ranked.c.rn.in_(ranks))).tuples().all())
+        values = {int(rank): value for rank, value in
+                  session.execute(select(ranked.c.rn, ranked.c.v).where(ranked.c.rn.in_(ranks)))}
         cuts[name] = [float(values[rank]) for rank in ranks]
     return cuts
 
@@ -215,8 +216,9 @@ def rfm_of(session: Session, workspace_id: int, customer_id: int) -> CustomerRfm
 
 def ensure_rfm_segments(session: Session, ctx: WorkspaceContext) -> list[int]:
     """The eight classes as ready-made dynamic segments (created once); returns the ids of all eight."""
-    existing = dict(session.execute(select(Segment.builtin_key, Segment.id).where(
-        Segment.workspace_id == ctx.id, Segment.builtin_key.like("rfm:%"))).tuples().all())
+    existing: dict[str, int] = {key: segment_id for key, segment_id in session.execute(
+        select(Segment.builtin_key, Segment.id).where(Segment.workspace_id == ctx.id,
+                                                      Segment.builtin_key.like("rfm:%"))) if key}
     taken = set(session.scalars(select(Segment.name).where(Segment.workspace_id == ctx.id)))
     now = clock.now()
     for name, label in CLASS_LABELS.items():

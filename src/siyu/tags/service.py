@@ -236,8 +236,8 @@ def resolve_customers(session: Session, workspace_id: int, *, customer_ids: Iter
     ids = sorted(set(customer_ids))
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        rows = dict(session.execute(select(Customer.id, Customer.merged_into_id).where(
-            Customer.workspace_id == workspace_id, Customer.id.in_(chunk))).tuples().all())
+        rows = {cid: merged for cid, merged in session.execute(select(Customer.id, Customer.merged_into_id).where(
+            Customer.workspace_id == workspace_id, Customer.id.in_(chunk)))}
         for customer_id in chunk:
             if customer_id in rows:
                 found.add(rows[customer_id] or customer_id)
@@ -357,7 +357,7 @@ def tags_of(session: Session, workspace_id: int, customer_id: int) -> list[tuple
     rows = session.execute(select(Tag, CustomerTag).join(CustomerTag, CustomerTag.tag_id == Tag.id)
                            .where(Tag.workspace_id == workspace_id, CustomerTag.customer_id == survivor)
                            .order_by(Tag.group_id, Tag.name))
-    return [(tag, assignment) for tag, assignment in rows.tuples()]
+    return [(tag, assignment) for tag, assignment in rows]
 
 
 def tag_history_of(session: Session, workspace_id: int, customer_id: int, limit: int = 100) -> list[TagHistory]:
