@@ -375,8 +375,9 @@ def recover_expired(engine: Engine, *, http_transport: httpx.BaseTransport | Non
             return stats
         session.execute(update(_outbox).where(_outbox.c.id.in_(ids))
                         .values(attempt_id=recovery_id, locked_until=now + timedelta(minutes=10)))
-        rows = session.execute(select(OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.channel,
-                                      OutboxMessage.idempotency_key).where(OutboxMessage.id.in_(ids))).all()
+        rows: list[Any] = list(session.execute(select(
+            OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.channel, OutboxMessage.idempotency_key)
+            .where(OutboxMessage.id.in_(ids))))
         channels = {ws: load_channels(session, ws) for ws in {r.workspace_id for r in rows}}
     groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
     for row in rows:

@@ -134,6 +134,8 @@ def _variables_of(source: str, path: str) -> set[str]:
             raise UnknownTemplateVariable(f"{path}: unknown variable {name.name!r}", field=path)
         used.add(name.name)
     accesses: list[tuple[nodes.Expr, str | None]] = [(n.node, n.attr) for n in tree.find_all(nodes.Getattr)]
+    if any(attr is not None and attr.startswith("_") for _, attr in accesses):
+        raise TemplateInvalid(f"{path}: names starting with an underscore are not allowed", field=path)
     accesses += [(n.node, n.arg.value if isinstance(n.arg, nodes.Const) and isinstance(n.arg.value, str) else None)
                  for n in tree.find_all(nodes.Getitem)]
     for target, attr in accesses:
