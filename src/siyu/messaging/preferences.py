@@ -7,6 +7,7 @@ marketing only; `blocked` stops everything, service messages included. A custome
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,14 +21,14 @@ from siyu.kit.pagination import decode_cursor, encode_cursor
 from siyu.messaging.models import ContactPreference, OneTimeConsent
 
 STATUSES = ("opted_in", "opted_out", "blocked")
+CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]{1,29}$")
 RESTRICTIVENESS = {"opted_in": 1, "opted_out": 2, "blocked": 3}
 
 
 def _check(channel: str, purpose: str, status: str) -> None:
-    if channel != "*":
-        from siyu.messaging.channels import adapter_class
-
-        adapter_class(channel)
+    # Any well-formed channel name: a customer's word on a channel added later (WeCom) is kept too.
+    if channel != "*" and not CHANNEL_NAME.match(channel):
+        raise ValidationFailed("channel is '*' or a channel name (lowercase letters, digits, _)", field="channel")
     if purpose not in ("marketing", "service", "*"):
         raise ValidationFailed("purpose must be marketing, service or *", field="purpose")
     if status not in STATUSES:
