@@ -146,7 +146,7 @@ def preview_rule(session: Session, ctx: WorkspaceContext, raw: Any, sample: int 
 def create_segment(session: Session, ctx: WorkspaceContext, *, name: str, actor: str, kind: str = DYNAMIC,
                    rule: Any = None, description: str = "", refresh_minutes: int = 60,
                    customer_ids: Iterable[int] = (), identities: Iterable[tuple[str, str]] = (),
-                   builtin_key: str | None = None) -> Segment:
+                   source: str | None = None) -> Segment:
     """A dynamic segment (refreshed in the background from now on) or a static one from a list."""
     name = _name(session, ctx.id, name)
     if kind not in (DYNAMIC, STATIC):
@@ -158,8 +158,8 @@ def create_segment(session: Session, ctx: WorkspaceContext, *, name: str, actor:
     stored = to_json(check_rule(session, ctx.id, rule, owner=None)) if rule is not None else None
     now = clock.now()
     segment = Segment(workspace_id=ctx.id, name=name, description=description, kind=kind, rule=stored,
-                      rule_version=1 if stored else 0, source="rule" if kind == DYNAMIC else "upload",
-                      builtin_key=builtin_key, refresh_minutes=_refresh_minutes(refresh_minutes), size=0,
+                      rule_version=1 if stored else 0, source=source or ("rule" if kind == DYNAMIC else "upload"),
+                      refresh_minutes=_refresh_minutes(refresh_minutes), size=0,
                       created_by=actor, created_at=now, updated_at=now)
     session.add(segment)
     session.flush()
@@ -273,11 +273,8 @@ def snapshot_segment(session: Session, ctx: WorkspaceContext, segment_id: int, *
     """A static copy of a segment's members as they are now."""
     source = get_segment(session, ctx.id, segment_id)
     ids = [int(i) for i in session.scalars(member_ids(ctx.id, source.id).order_by(memberships.c.customer_id))]
-    snapshot = create_segment(session, ctx, name=name, actor=actor, kind=STATIC,
-                              description=f"snapshot of {source.name} at {clock.now().isoformat(timespec='minutes')}")
-    snapshot.source = "snapshot"
-    change_static_members(session, ctx, snapshot.id, actor=actor, add_ids=ids)
-    return snapshot
+    return create_segment(session, ctx, name=name, actor=actor, kind=STATIC, customer_ids=ids, source="snapshot",
+                          description=f"snapshot of {source.name} at {clock.now().isoformat(timespec='minutes')}")
 
 
 def _current_of(session: Session, segment_id: int, customer_ids: set[int]) -> dict[int, int]:
