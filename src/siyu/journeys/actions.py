@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from siyu.kit import clock
 from siyu.kit.errors import SiyuError
 from siyu.workspaces.service import WorkspaceContext
 
@@ -225,26 +226,59 @@ def _message_template_exists(session: Session, ctx: WorkspaceContext, template_i
 
 def send_messages(session: Session, ctx: WorkspaceContext, template_id: int, channel: str | None,
                   wanted: Sequence[tuple[int, str]]) -> dict[str, Outcome]:
-    """One message per (customer, key) through the outbox and the contact policy. A suppressed or
-    deferred message is the policy's decision and counts as done; the key makes a replay a no-op."""
-    from siyu.messaging.sending import submit_message
-    from siyu.messaging.template_service import get_template
+    """One message per (customer, key) through the outbox and the contact policy, decided for the
+    whole group at once. A suppressed or deferred message is the policy's decision and counts as
+    done. A key already in the outbox (a replay) returns its message and reserves nothing again.
 
-    try:
-        use_channel = channel or get_template(session, ctx.id, template_id).channel
-    except SiyuError as exc:
-        return {key: refused(exc) for _, key in wanted}
+    Messaging's public send (`submit_message`) takes one message; a group goes through the same
+    steps it takes — prepare the template, load the policy, `write_messages`, request dispatch —
+    once for all (messaging's broadcasts use `write_messages` the same way)."""
+    from siyu.messaging.outbox import (
+        Draft,
+        Sender,
+        channel_settings,
+        existing_message,
+        request_dispatch,
+        write_messages,
+    )
+    from siyu.messaging.policy import ContactPolicy
+    from siyu.messaging.template_service import get_template, prepare
+
     outcomes: dict[str, Outcome] = {}
+    fresh: list[tuple[int, str]] = []
     for customer_id, key in wanted:
-        try:
-            message, _ = submit_message(session, ctx, customer_id=customer_id, channel=use_channel,
-                                        idempotency_key=key, template_id=template_id, source="journey")
-        except SiyuError as exc:
-            outcomes[key] = refused(exc)
-            continue
-        outcomes[key] = Outcome(True, message.state, {"message_id": message.id, "state": message.state,
-                                                      "reason": message.reason})
+        existing = existing_message(session, ctx.id, key)
+        if existing is not None:
+            outcomes[key] = _message_outcome(existing.id, existing.state, existing.reason)
+        else:
+            fresh.append((customer_id, key))
+    if not fresh:
+        return outcomes
+    try:
+        stored = get_template(session, ctx.id, template_id)
+        use_channel = channel or stored.channel
+        channel_settings(session, ctx.id, use_channel)
+        template = prepare(session, ctx.id, use_channel, template_id=template_id, context={})
+    except SiyuError as exc:
+        return {**outcomes, **{key: refused(exc) for _, key in fresh}}
+    resolved = resolve_customers(session, ctx.id, [cid for cid, _ in fresh])
+    policy = ContactPolicy.load(session, ctx.id, ctx.timezone)
+    sender = Sender(use_channel, stored.purpose, "journey")
+    now = clock.now()
+    drafts = [Draft(resolved.get(cid, cid), key, now, template) for cid, key in fresh]
+    written = write_messages(session, ctx, policy, sender, drafts, fail_on_render=False)
+    for draft, result in zip(drafts, written, strict=True):
+        outcomes[draft.idempotency_key] = _message_outcome(result.id, result.state, result.decision.rule)
+    due = [w.decision.due_at for w in written if w.state in ("queued", "deferred")]
+    if due:
+        request_dispatch(session, due_at=min(due))
     return outcomes
+
+
+def _message_outcome(message_id: int, state: str, reason: str | None) -> Outcome:
+    ok = state != "failed"
+    return Outcome(ok, state if ok else "message_failed", {"message_id": message_id, "state": state,
+                                                           "reason": reason})
 
 
 def issue_coupons(session: Session, ctx: WorkspaceContext, template_id: int,
