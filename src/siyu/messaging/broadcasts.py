@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, case, select, update
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record_audit
@@ -256,16 +256,18 @@ def resume_broadcast(session: Session, ctx: WorkspaceContext, broadcast_id: int,
     broadcast = _transition(session, ctx, broadcast_id, ("paused",), "filling", actor)
     now = clock.now()
     step = _step(broadcast)
-    held = list(session.execute(select(_outbox.c.id, _outbox.c.due_at)
-                                .where(_outbox.c.broadcast_id == broadcast.id, _outbox.c.state == "paused")
-                                .order_by(_outbox.c.due_at, _outbox.c.id)))
-    params = [{"i": row.id, "d": max(row.due_at, now + timedelta(seconds=step * n)) if step else max(row.due_at, now)}
-              for n, row in enumerate(held)]
-    if params:
-        from sqlalchemy import bindparam
-
-        session.execute(update(_outbox).where(_outbox.c.id == bindparam("i"))
-                        .values(state="queued", due_at=bindparam("d")), params)
+    held_rows = (_outbox.c.broadcast_id == broadcast.id) & (_outbox.c.state == "paused")
+    if step:  # paced again from now, in the original order
+        held = list(session.execute(select(_outbox.c.id, _outbox.c.due_at).where(held_rows)
+                                    .order_by(_outbox.c.due_at, _outbox.c.id)))
+        params = [{"i": row.id, "d": max(row.due_at, now + timedelta(seconds=step * n))}
+                  for n, row in enumerate(held)]
+        if params:
+            session.execute(update(_outbox).where(_outbox.c.id == bindparam("i"))
+                            .values(state="queued", due_at=bindparam("d")), params)
+    else:
+        session.execute(update(_outbox).where(held_rows).values(
+            state="queued", due_at=case((_outbox.c.due_at < now, now), else_=_outbox.c.due_at)))
     started = broadcast.started_at is not None
     broadcast.state = "filling" if started else "scheduled"
     enqueue(session, "messaging.fill_broadcast", {"broadcast_id": broadcast.id}, workspace_id=ctx.id,

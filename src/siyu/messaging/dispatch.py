@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
@@ -436,3 +436,10 @@ def _write_recovery(session: Session, rows: list[Any], answers: dict[int, str], 
 def has_due_messages(session: Session) -> bool:
     return session.scalar(select(OutboxMessage.id).where(OutboxMessage.state.in_(DUE_STATES),
                                                          OutboxMessage.due_at <= clock.now()).limit(1)) is not None
+
+
+def next_lease_end(session: Session) -> datetime | None:
+    """When the earliest lease of a message being sent runs out (None: nothing is being sent)."""
+    end: datetime | None = session.scalar(select(func.min(OutboxMessage.locked_until))
+                                          .where(OutboxMessage.state == "sending"))
+    return end

@@ -29,13 +29,16 @@ def _engine(session: Session) -> Engine:
 @job_handler(DISPATCH_JOB)
 def dispatch(session: Session, payload: dict[str, Any]) -> None:
     from siyu.messaging.broadcasts import finish_completed_broadcasts
-    from siyu.messaging.dispatch import dispatch_due, has_due_messages
+    from siyu.messaging.dispatch import dispatch_due, has_due_messages, next_lease_end
 
     engine = _engine(session)
     dispatch_due(engine, budget_seconds=DISPATCH_BUDGET_SECONDS)
     with transaction(engine) as own:
         if has_due_messages(own):  # the budget ran out: carry on in a fresh job
             request_dispatch(own, lanes=1)
+        lease_end = next_lease_end(own)
+        if lease_end is not None:  # if that worker dies, look its messages up as soon as its lease ends
+            request_dispatch(own, due_at=lease_end)
         finish_completed_broadcasts(own)
 
 
