@@ -75,7 +75,7 @@ def save_lifecycle_settings(session: Session, ctx: WorkspaceContext, values: dic
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidLayeringSettings(str(first["msg"]), field=field) from exc
+        raise InvalidLayeringSettings(str(first["msg"]).removeprefix("Value error, "), field=field) from exc
     update_workspace_settings(session, get_workspace(session, ctx.id), {"lifecycle": settings.model_dump()})
     return settings
 
