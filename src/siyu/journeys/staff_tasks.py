@@ -170,7 +170,7 @@ def list_tasks(session: Session, workspace_id: int, *, assignee_id: int | None =
     if status:
         stmt = stmt.where(StaffTask.status == status)
     if overdue:
-        stmt = stmt.where(StaffTask.status == OPEN, StaffTask.due_at < clock.now())
+        stmt = stmt.where(StaffTask.status == OPEN, StaffTask.due_at <= clock.now())
     if customer_id is not None:
         stmt = stmt.where(StaffTask.customer_id == customer_id)
     if journey_id is not None:
@@ -238,7 +238,7 @@ def staff_stats(session: Session, workspace_id: int, since: datetime | None = No
     is_open = StaffTask.status == OPEN
     stmt = (select(StaffTask.assignee_id,
                    func.count().filter(is_open),
-                   func.count().filter(is_open & (StaffTask.due_at < now)),
+                   func.count().filter(is_open & (StaffTask.due_at <= now)),
                    func.count().filter(StaffTask.status == DONE),
                    func.count().filter(StaffTask.status == SKIPPED),
                    func.sum(case(((StaffTask.status == DONE) & (StaffTask.completed_at <= StaffTask.due_at), 1),
