@@ -88,6 +88,26 @@ def coupon_by_code(session: Session, workspace_id: int, code: str) -> Coupon | N
                           .execution_options(populate_existing=True))
 
 
+def coupon_with_template(session: Session, workspace_id: int, code: str) -> tuple[Coupon, CouponTemplate] | None:
+    row = session.execute(select(Coupon, CouponTemplate).join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+                          .where(Coupon.code == code, Coupon.workspace_id == workspace_id)
+                          .execution_options(populate_existing=True)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def redemption_of(session: Session, coupon_id: int, order_id: str) -> CouponRedemption | None:
+    return session.scalar(select(CouponRedemption).where(CouponRedemption.coupon_id == coupon_id,
+                                                         CouponRedemption.order_id == order_id))
+
+
+def insert_redemption(session: Session, values: dict[str, Any]) -> bool:
+    """False when this coupon was already used on this order (and since given back by a refund)."""
+    stmt = (insert_for(session)(CouponRedemption)
+            .on_conflict_do_nothing(index_elements=["workspace_id", "coupon_id", "order_id"])
+            .returning(CouponRedemption.id))
+    return session.execute(stmt, [values]).first() is not None
+
+
 def coupons_by_cause(session: Session, workspace_id: int, keys: Sequence[str]) -> dict[str, Coupon]:
     found: dict[str, Coupon] = {}
     for part in chunked(sorted(set(keys))):

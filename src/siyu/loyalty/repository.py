@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.db.bulk import Bulk
 from siyu.kit.pagination import decode_cursor, encode_cursor
 from siyu.loyalty.models import (
     Activity,
@@ -31,7 +33,6 @@ from siyu.loyalty.models import (
 
 CHUNK = 5000
 MEMBERS = cast(Table, Member.__table__)
-LOTS = cast(Table, PointsLot.__table__)
 
 
 def insert_for(session: Session) -> Any:
@@ -45,6 +46,63 @@ def is_postgres(session: Session) -> bool:
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`: one parameter, one cached plan."""
+    if is_postgres(session):
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def write_rows(session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert rows as they are stored (see `siyu.db.bulk`): COPY on PostgreSQL, executemany on SQLite."""
+    if not rows:
+        return
+    if not is_postgres(session):
+        Bulk(session).insert(table, columns, rows)
+        return
+    driver: Any = session.connection().connection.driver_connection  # psycopg, same transaction
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+EXTRA_TYPES = {"status": "text", "updated_at": "timestamptz"}
+LEDGER_TABLES = ("loyalty_activities", "loyalty_points_ledger", "loyalty_points_lots", "loyalty_members",
+                 "loyalty_tier_changes")
+
+
+def refresh_statistics(session: Session) -> None:
+    """ANALYZE the ledger tables on PostgreSQL once they changed more than they held when last analyzed.
+    Autovacuum does it too, but about once a minute: a replay that grows them tenfold in between would
+    be planned as if they were empty (scans instead of the unique-key lookups)."""
+    if not is_postgres(session):
+        return
+    stale = session.connection().exec_driver_sql(
+        "SELECT bool_or(n_mod_since_analyze > greatest(c.reltuples, 0) + 10000) FROM pg_stat_user_tables s "
+        "JOIN pg_class c ON c.oid = s.relid WHERE s.relname IN ('loyalty_activities', 'loyalty_members')").scalar()
+    if stale:
+        session.connection().exec_driver_sql(f"ANALYZE {', '.join(LEDGER_TABLES)}")
+
+
+def add_to_rows(session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                extra: str = "") -> None:
+    """`UPDATE table SET c = c + delta ...` for many rows (each row: the deltas, then the id): atomic
+    increments, never values read back. On PostgreSQL one statement over arrays (`unnest`)."""
+    if not rows:
+        return
+    sets = ", ".join(f"{c} = {c} + ?" for c in columns) + (f", {extra} = ?" if extra else "")
+    if not is_postgres(session):
+        Bulk(session).run(f"UPDATE {table} SET {sets} WHERE id = ?", rows)
+        return
+    names = [*columns, *([extra] if extra else []), "id"]
+    types = ["bigint"] * len(columns) + ([EXTRA_TYPES[extra]] if extra else []) + ["bigint"]
+    pg_sets = ", ".join(f"{c} = t.{c} + v.{c}" for c in columns) + (f", {extra} = v.{extra}" if extra else "")
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    session.connection().exec_driver_sql(
+        f"UPDATE {table} AS t SET {pg_sets} FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.id = v.id",
+        tuple([row[i] for row in rows] for i in range(len(names))))
 
 
 # -- programme and tiers -----------------------------------------------------------------------
@@ -110,25 +168,66 @@ def lock_members(session: Session, workspace_id: int, member_ids: Iterable[int])
     return found
 
 
-def lock_members_of_customers(session: Session, workspace_id: int, customer_ids: Iterable[int]) -> dict[int, Member]:
-    """customer_id → member, row-locked in ascending member id order."""
-    ids: list[int] = []
+class MemberLike(Protocol):
+    """A member as the ledger and tier paths read it: an ORM `Member` or a locked `MemberRow`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def customer_id(self) -> int: ...
+    @property
+    def member_number(self) -> str: ...
+    @property
+    def tier_id(self) -> int: ...
+    @property
+    def tier_reached_at(self) -> datetime: ...
+    @property
+    def points_balance(self) -> int: ...
+    @property
+    def points_pending(self) -> int: ...
+    @property
+    def points_debt(self) -> int: ...
+
+
+class MemberRow(NamedTuple):
+    """What the batch paths need of a locked member, without the cost of an ORM object."""
+
+    id: int
+    customer_id: int
+    member_number: str
+    status: str
+    tier_id: int
+    tier_reached_at: datetime
+    points_balance: int
+    points_pending: int
+    points_debt: int
+
+
+def lock_member_rows(session: Session, workspace_id: int, customer_ids: Iterable[int]) -> dict[int, MemberRow]:
+    """customer_id → member, row-locked in ascending member id order, in one query per 5,000."""
+    from siyu.kit.clock import ensure_utc
+
+    found: dict[int, MemberRow] = {}
     for part in chunked(sorted(set(customer_ids))):
-        ids.extend(session.scalars(select(Member.id).where(Member.workspace_id == workspace_id,
-                                                           Member.customer_id.in_(part))))
-    return {m.customer_id: m for m in lock_members(session, workspace_id, ids).values()}
+        rows = session.execute(select(Member.id, Member.customer_id, Member.member_number, Member.status,
+                                      Member.tier_id, Member.tier_reached_at, Member.points_balance,
+                                      Member.points_pending, Member.points_debt)
+                               .where(Member.workspace_id == workspace_id, one_of(session, Member.customer_id, part))
+                               .order_by(Member.id).with_for_update())
+        for row in rows:
+            member = MemberRow(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), ensure_utc(row[5]), int(row[6]),
+                               int(row[7]), int(row[8]))
+            found[member.customer_id] = member
+    return found
 
 
 def apply_balance_deltas(session: Session, deltas: dict[int, tuple[int, int, int]], at: datetime) -> None:
     """balance += d, pending += d, debt += d — never a value read back and written."""
     if not deltas:
         return
-    stmt = (update(MEMBERS).where(MEMBERS.c.id == bindparam("member_id"))
-            .values(points_balance=MEMBERS.c.points_balance + bindparam("d_points"),
-                    points_pending=MEMBERS.c.points_pending + bindparam("d_pending"),
-                    points_debt=MEMBERS.c.points_debt + bindparam("d_debt"), updated_at=at))
-    session.execute(stmt, [{"member_id": mid, "d_points": p, "d_pending": q, "d_debt": d}
-                           for mid, (p, q, d) in sorted(deltas.items())])
+    stamp = Bulk(session).ts(at)
+    add_to_rows(session, "loyalty_members", ("points_balance", "points_pending", "points_debt"),
+                [(p, q, d, stamp, mid) for mid, (p, q, d) in sorted(deltas.items())], "updated_at")
 
 
 def set_tiers(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -181,7 +280,7 @@ def existing_entry_keys(session: Session, workspace_id: int, keys: Sequence[str]
     found: set[str] = set()
     for part in chunked(sorted(set(keys))):
         found.update(session.scalars(select(PointsEntry.cause_key).where(PointsEntry.workspace_id == workspace_id,
-                                                                         PointsEntry.cause_key.in_(part))))
+                                                                         one_of(session, PointsEntry.cause_key, part))))
     return found
 
 
@@ -190,37 +289,39 @@ def entry_by_key(session: Session, workspace_id: int, key: str) -> PointsEntry |
                                                     PointsEntry.cause_key == key))
 
 
+ENTRY_COLUMNS = ("id", "workspace_id", "member_id", "kind", "points", "pending", "debt", "cause_key", "reason",
+                 "order_id", "amount_fen", "lot_id", "actor", "occurred_at", "created_at")
+LOT_COLUMNS = ("workspace_id", "member_id", "entry_id", "order_id", "points", "remaining", "status", "available_at",
+               "expires_at", "created_at")
+ACTIVITY_COLUMNS = ("workspace_id", "member_id", "kind", "cause_key", "order_id", "occurred_at", "local_day",
+                    "spend_fen", "orders", "growth", "capped", "created_at")
+
+
 def insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert ledger entries (a cause already recorded is skipped); cause_key → id of the new ones."""
-    found: dict[str, int] = {}
-    stmt = (insert_for(session)(PointsEntry).on_conflict_do_nothing(index_elements=["workspace_id", "cause_key"])
-            .returning(PointsEntry.id, PointsEntry.cause_key))
-    for part in chunked(rows):
-        found.update({key: int(entry_id) for entry_id, key in session.execute(stmt, list(part))})
-    return found
+    """Insert ledger entries; cause_key → id. A cause already recorded violates the unique key (the
+    callers checked under the member locks, so that only happens to a retried unit of work)."""
+    bulk = Bulk(session)
+    ids = bulk.allocate_ids("loyalty_points_ledger", len(rows))
+    values = [tuple(bulk.ts(r[c]) if c in ("occurred_at", "created_at") else r[c] for c in ENTRY_COLUMNS[1:])
+              for r in rows]
+    write_rows(session, "loyalty_points_ledger", ENTRY_COLUMNS,
+               [(entry_id, *v) for entry_id, v in zip(ids, values, strict=True)])
+    return {r["cause_key"]: entry_id for entry_id, r in zip(ids, rows, strict=True)}
 
 
-def insert_lots(session: Session, rows: list[dict[str, Any]]) -> dict[int, int]:
-    """entry_id → lot id."""
-    found: dict[int, int] = {}
-    stmt = insert(PointsLot).returning(PointsLot.id, PointsLot.entry_id)
-    for part in chunked(rows):
-        found.update({int(entry_id): int(lot_id) for lot_id, entry_id in session.execute(stmt, list(part))})
-    return found
+def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
+    bulk = Bulk(session)
+    times = ("available_at", "expires_at", "created_at")
+    write_rows(session, "loyalty_points_lots", LOT_COLUMNS,
+               [tuple(bulk.ts(r[c]) if c in times else r[c] for c in LOT_COLUMNS) for r in rows])
 
 
 def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
     """remaining += delta (atomic), and the status when given."""
-    plain = [{"lot_id": r["lot_id"], "delta": r["delta"]} for r in rows if r.get("status") is None]
-    with_status = [{"lot_id": r["lot_id"], "delta": r["delta"], "new_status": r["status"]}
-                   for r in rows if r.get("status") is not None]
-    if plain:
-        session.execute(update(LOTS).where(LOTS.c.id == bindparam("lot_id"))
-                        .values(remaining=LOTS.c.remaining + bindparam("delta")), plain)
-    if with_status:
-        session.execute(update(LOTS).where(LOTS.c.id == bindparam("lot_id"))
-                        .values(remaining=LOTS.c.remaining + bindparam("delta"), status=bindparam("new_status")),
-                        with_status)
+    add_to_rows(session, "loyalty_points_lots", ("remaining",),
+                [(r["delta"], r["lot_id"]) for r in rows if r.get("status") is None])
+    add_to_rows(session, "loyalty_points_lots", ("remaining",),
+                [(r["delta"], r["status"], r["lot_id"]) for r in rows if r.get("status") is not None], "status")
 
 
 def fifo_lots(session: Session, member_id: int) -> list[PointsLot]:
@@ -236,7 +337,8 @@ def lots_by_entry(session: Session, entry_ids: Sequence[int]) -> dict[int, Point
     found: dict[int, PointsLot] = {}
     for part in chunked(sorted(set(entry_ids))):
         found.update({lot.entry_id: lot for lot in session.scalars(
-            select(PointsLot).where(PointsLot.entry_id.in_(part)).execution_options(populate_existing=True))})
+            select(PointsLot).where(one_of(session, PointsLot.entry_id, part))
+            .execution_options(populate_existing=True))})
     return found
 
 
@@ -244,7 +346,7 @@ def order_entries(session: Session, workspace_id: int, order_ids: Sequence[str])
     found: list[PointsEntry] = []
     for part in chunked(sorted(set(order_ids))):
         found.extend(session.scalars(select(PointsEntry).where(PointsEntry.workspace_id == workspace_id,
-                                                               PointsEntry.order_id.in_(part))
+                                                               one_of(session, PointsEntry.order_id, part))
                                      .order_by(PointsEntry.id)))
     return found
 
@@ -287,17 +389,16 @@ def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[s
     found: set[str] = set()
     for part in chunked(sorted(set(keys))):
         found.update(session.scalars(select(Activity.cause_key).where(Activity.workspace_id == workspace_id,
-                                                                      Activity.cause_key.in_(part))))
+                                                                      one_of(session, Activity.cause_key, part))))
     return found
 
 
-def insert_activities(session: Session, rows: list[dict[str, Any]]) -> int:
-    inserted = 0
-    stmt = (insert_for(session)(Activity).on_conflict_do_nothing(index_elements=["workspace_id", "cause_key"])
-            .returning(Activity.id))
-    for part in chunked(rows):
-        inserted += len(session.execute(stmt, list(part)).all())
-    return inserted
+def insert_activities(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert qualifying activity (a cause recorded twice violates the unique key, as for entries)."""
+    bulk = Bulk(session)
+    write_rows(session, "loyalty_activities", ACTIVITY_COLUMNS,
+               [tuple(bulk.ts(r[c]) if c in ("occurred_at", "created_at") else bulk.flag(r[c]) if c == "capped"
+                      else r[c] for c in ACTIVITY_COLUMNS) for r in rows])
 
 
 def window_sums(session: Session, member_ids: Sequence[int], since: datetime | None) -> dict[int, tuple[int, int, int]]:
@@ -306,7 +407,7 @@ def window_sums(session: Session, member_ids: Sequence[int], since: datetime | N
     for part in chunked(sorted(set(member_ids))):
         stmt = (select(Activity.member_id, func.sum(Activity.spend_fen), func.sum(Activity.orders),
                        func.sum(Activity.growth))
-                .where(Activity.member_id.in_(part)).group_by(Activity.member_id))
+                .where(one_of(session, Activity.member_id, part)).group_by(Activity.member_id))
         if since is not None:
             stmt = stmt.where(Activity.occurred_at >= since)
         found.update({int(mid): (int(s or 0), int(o or 0), int(g or 0)) for mid, s, o, g in session.execute(stmt)})
@@ -319,7 +420,7 @@ def action_counts(session: Session, member_ids: Sequence[int], kinds: Sequence[s
     found: dict[tuple[int, str, int], int] = {}
     for part in chunked(sorted(set(member_ids))):
         rows = session.execute(select(Activity.member_id, Activity.kind, Activity.local_day, func.count())
-                               .where(Activity.member_id.in_(part), Activity.kind.in_(kinds),
+                               .where(one_of(session, Activity.member_id, part), Activity.kind.in_(kinds),
                                       Activity.local_day >= from_day, Activity.capped.is_(False))
                                .group_by(Activity.member_id, Activity.kind, Activity.local_day))
         found.update({(int(m), str(k), int(d)): int(n) for m, k, d, n in rows})
@@ -330,7 +431,7 @@ def order_activity(session: Session, workspace_id: int, order_ids: Sequence[str]
     found: list[Activity] = []
     for part in chunked(sorted(set(order_ids))):
         found.extend(session.scalars(select(Activity).where(Activity.workspace_id == workspace_id,
-                                                            Activity.order_id.in_(part))))
+                                                            one_of(session, Activity.order_id, part))))
     return found
 
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.coupons import repository
@@ -66,39 +65,45 @@ def redeem_coupon(session: Session, ctx: WorkspaceContext, code: str, order_id: 
                   lines: Sequence[OrderLine] = (), *, customer_id: int | None = None,
                   source: str = "api") -> Redemption:
     _check_money(order_amount_fen, lines)
-    coupon = repository.coupon_by_code(session, ctx.id, normalise_code(code))
-    if coupon is None:
+    found = repository.coupon_with_template(session, ctx.id, normalise_code(code))
+    if found is None:
         raise CouponNotFound("no coupon with this code", field="code")
-    template = repository.template(session, ctx.id, coupon.template_id)
-    assert template is not None
+    coupon, template = found
     if customer_id is not None:
         from siyu.customers.service import resolve_customer_id
 
         if resolve_customer_id(session, ctx.id, customer_id) != coupon.customer_id:
             raise CouponNotOwned("this coupon belongs to another customer", field="code")
-    previous = session.scalar(select(CouponRedemption).where(CouponRedemption.coupon_id == coupon.id,
-                                                             CouponRedemption.order_id == order_id))
-    if previous is not None:
-        if previous.restored_at is None:
-            return _result(coupon, template, previous)
-        raise CouponAlreadyRedeemed("this coupon was used on this order and given back by its refund",
-                                    field="code")
+    if coupon.state == "redeemed":
+        return _replay(session, coupon, template, order_id)
     now = clock.now()
     _check_usable(coupon, now)
     discount = discount_for(offer_of(template), order_amount_fen, lines)
     if not repository.claim_for_redemption(session, coupon.id, now):
         # Another redemption (or the expiry) won between our read and our claim.
-        coupon = repository.coupon_by_code(session, ctx.id, coupon.code)
-        assert coupon is not None
-        if coupon.state == "issued":
-            raise CouponExpired("this coupon has expired", field="code")
+        found = repository.coupon_with_template(session, ctx.id, coupon.code)
+        assert found is not None
+        coupon = found[0]
+        if coupon.state == "redeemed":
+            return _replay(session, coupon, template, order_id)
         _check_usable(coupon, now)
-    row = CouponRedemption(workspace_id=ctx.id, coupon_id=coupon.id, template_id=template.id,
-                           customer_id=coupon.customer_id, order_id=order_id, order_amount_fen=order_amount_fen,
-                           discount_fen=discount, source=source, redeemed_at=now)
-    session.add(row)
-    session.flush()
-    return _result(coupon, template, row)
+        raise CouponExpired("this coupon has expired", field="code")
+    if not repository.insert_redemption(session, {
+            "workspace_id": ctx.id, "coupon_id": coupon.id, "template_id": template.id,
+            "customer_id": coupon.customer_id, "order_id": order_id, "order_amount_fen": order_amount_fen,
+            "discount_fen": discount, "source": source, "redeemed_at": now}):
+        raise CouponAlreadyRedeemed("this coupon was used on this order and given back by its refund",
+                                    field="code")
+    return Redemption(coupon.code, template.id, coupon.customer_id, order_id, order_amount_fen, discount,
+                      template.gift_name if template.kind == "gift" else None, now)
+
+
+def _replay(session: Session, coupon: Coupon, template: CouponTemplate, order_id: str) -> Redemption:
+    """The same code for the same order returns the first result; any other order finds it used."""
+    previous = repository.redemption_of(session, coupon.id, order_id)
+    if previous is not None and previous.restored_at is None:
+        return _result(coupon, template, previous)
+    raise CouponAlreadyRedeemed("this coupon was already used", field="code")
 
 
 def _check_usable(coupon: Coupon, now: datetime) -> None:

@@ -27,8 +27,9 @@ from siyu.jobs.service import publish
 from siyu.kit import clock
 from siyu.kit.timefmt import zone
 from siyu.loyalty import repository, rules
-from siyu.loyalty.models import Activity, Member, PointsEntry, Programme
-from siyu.loyalty.service.ledger import LedgerPlan, LedgerRace
+from siyu.loyalty.models import Activity, PointsEntry, Programme
+from siyu.loyalty.repository import MemberRow
+from siyu.loyalty.service.ledger import LedgerPlan
 from siyu.loyalty.service.programme import ladder
 from siyu.loyalty.service.tiers import TierTracker, apply_tier_changes
 from siyu.workspaces.service import WorkspaceContext
@@ -63,7 +64,8 @@ def process_events(session: Session, ctx: WorkspaceContext, event_ids: list[int]
     events = [e for e in events_by_ids(session, ctx.id, event_ids) if e.type in RELEVANT]
     if not events:
         return summary
-    members = repository.lock_members_of_customers(session, ctx.id, {e.customer_id for e in events})
+    repository.refresh_statistics(session)
+    members = repository.lock_member_rows(session, ctx.id, {e.customer_id for e in events})
     events = [e for e in events if e.customer_id in members and members[e.customer_id].status == "active"]
     done = repository.existing_activity_keys(session, ctx.id, [cause_of(e) for e in events])
     fresh: dict[str, Event] = {}
@@ -84,7 +86,7 @@ def process_events(session: Session, ctx: WorkspaceContext, event_ids: list[int]
     return summary
 
 
-def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, Member],
+def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, MemberRow],
           events: list[Event], orders: dict[str, Order], summary: EarningSummary) -> None:
     tz = zone(ctx.timezone)
     now = clock.now()
@@ -113,8 +115,7 @@ def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members
         activities.append(activity)
         tracker.add(activity["spend_fen"], activity["orders"], activity["growth"], activity["occurred_at"],
                     activity["cause_key"])
-    if repository.insert_activities(session, activities) != len(activities):
-        raise LedgerRace("activity was recorded concurrently; retry")
+    repository.insert_activities(session, activities)
     plan.write()
     for posting in plan.postings:
         row = posting.row
@@ -187,7 +188,7 @@ class _ActionCaps:
         return True
 
 
-def _earn_action(plan: LedgerPlan, programme: Programme, caps: _ActionCaps, member: Member, event: Event,
+def _earn_action(plan: LedgerPlan, programme: Programme, caps: _ActionCaps, member: MemberRow, event: Event,
                  tz: ZoneInfo) -> dict[str, Any]:
     kind = event.type
     day = rules.day_key(rules.local_date(event.occurred_at, tz))
@@ -235,7 +236,7 @@ def _order_states(session: Session, workspace_id: int, order_ids: list[str]) -> 
     return states
 
 
-def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, Member],
+def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, MemberRow],
              events: list[Event], orders: dict[str, Order], summary: EarningSummary) -> None:
     now = clock.now()
     order_ids = sorted({str(e.properties["order_id"]) for e in events})
@@ -269,6 +270,5 @@ def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, memb
                          event.occurred_at, order_id=order_id, own_lot=own_lots.get(state.earn.id))
             state.reversed += to_reverse
             summary.points_reversed += to_reverse
-    if repository.insert_activities(session, activities) != len(activities):
-        raise LedgerRace("activity was recorded concurrently; retry")
+    repository.insert_activities(session, activities)
     plan.write()

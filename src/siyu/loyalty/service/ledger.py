@@ -13,6 +13,7 @@ negative instead and later credits fill it first.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,17 +21,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from siyu.kit import clock
-from siyu.kit.errors import SiyuError
 from siyu.loyalty import repository
 from siyu.loyalty.errors import InsufficientPoints
 from siyu.loyalty.models import Member, PointsLot
-
-
-class LedgerRace(SiyuError):
-    """A cause planned as new was recorded meanwhile: the unit of work is rolled back and retried."""
-
-    status = 409
-    code = "ledger_race"
+from siyu.loyalty.repository import MemberLike
 
 
 @dataclass
@@ -50,7 +44,7 @@ class _Posting:
 class LedgerPlan:
     session: Session
     workspace_id: int
-    members: dict[int, Member]
+    members: Mapping[int, MemberLike]
     allow_negative: bool
     now: datetime = field(default_factory=clock.now)
     postings: list[_Posting] = field(default_factory=list)
@@ -202,12 +196,11 @@ class LedgerPlan:
 
     # -- writing -------------------------------------------------------------------------------
     def write(self) -> dict[str, int]:
-        """Write the plan; returns cause_key → entry id. Every planned cause must be new."""
+        """Write the plan; returns cause_key → entry id. Every planned cause must be new: callers check
+        under the member locks, and the unique key refuses a cause recorded twice."""
         ids: dict[str, int] = {}
         if self.postings:
             ids = repository.insert_entries(self.session, [p.row for p in self.postings])
-            if len(ids) != len(self.postings):
-                raise LedgerRace("a ledger cause was recorded concurrently; retry")
             repository.insert_lots(self.session, [{**p.new_lot, "entry_id": ids[p.row["cause_key"]]}
                                                   for p in self.postings if p.new_lot is not None])
         repository.change_lots(self.session, [c for c in self.lot_changes if c["delta"] or c["status"]])
@@ -218,5 +211,7 @@ class LedgerPlan:
             deltas[row["member_id"]] = (old[0] + row["points"], old[1] + row["pending"], old[2] + row["debt"])
         repository.apply_balance_deltas(self.session, {m: d for m, d in deltas.items() if any(d)}, self.now)
         for member_id in deltas:
-            self.session.expire(self.members[member_id], ["points_balance", "points_pending", "points_debt"])
+            member = self.members[member_id]
+            if isinstance(member, Member):
+                self.session.expire(member, ["points_balance", "points_pending", "points_debt"])
         return ids

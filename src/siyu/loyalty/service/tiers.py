@@ -15,6 +15,7 @@ from siyu.kit import clock
 from siyu.kit.timefmt import zone
 from siyu.loyalty import repository, rules
 from siyu.loyalty.models import Member, Programme, Tier
+from siyu.loyalty.repository import MemberLike
 from siyu.loyalty.service.programme import Ladder, ladder
 from siyu.workspaces.service import WorkspaceContext
 
@@ -23,7 +24,7 @@ REVIEW_BATCH = 1000
 
 @dataclass
 class TierChangePlan:
-    member: Member
+    member: MemberLike
     from_tier: Tier | None
     to_tier: Tier
     direction: str  # enrolled | up | down | retained | merged
@@ -43,7 +44,7 @@ def valid_until(tier: Tier, reached_at: datetime, tz: ZoneInfo | str) -> datetim
 class TierTracker:
     """Follows one member through a batch of their events, in time order, and notes upgrades."""
 
-    member: Member
+    member: MemberLike
     tiers: Ladder
     programme: Programme
     value: int
@@ -105,7 +106,8 @@ def apply_tier_changes(session: Session, ctx: WorkspaceContext, changes: list[Ti
                                     "reached_at": c.reached_at or c.at,
                                     "valid_until": c.valid_until, "at": now} for mid, c in sorted(last.items())])
     for change in fresh:
-        session.expire(change.member, ["tier_id", "tier_reached_at", "tier_valid_until"])
+        if isinstance(change.member, Member):
+            session.expire(change.member, ["tier_id", "tier_reached_at", "tier_valid_until"])
     record_system_events(session, ctx, [
         SystemEvent(f"tier_changed:{c.cause_key}", "tier_changed", c.member.customer_id, c.at,
                     {"direction": c.direction, "from_tier": c.from_tier.code if c.from_tier else None,
