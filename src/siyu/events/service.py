@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -415,3 +416,48 @@ def purchased_items(session: Session, workspace_id: int, customer_ids: list[int]
             stmt = stmt.where(OrderItem.sku == sku)
         found.extend((int(c), s, cat, int(q), p) for c, s, cat, q, p in session.execute(stmt))
     return sorted(found, key=lambda row: (row[4], row[0]))
+
+
+class EventRecord(NamedTuple):
+    """An event as a plain row: for batch paths that read thousands per job (no ORM objects)."""
+
+    id: int
+    event_id: str
+    type: str
+    customer_id: int
+    occurred_at: datetime
+    properties: dict[str, Any]
+
+
+def event_records(session: Session, workspace_id: int, ids: list[int], types: frozenset[str]) -> list[EventRecord]:
+    """Stored events of these types by row id (as published), oldest first, as plain rows."""
+    found: list[EventRecord] = []
+    unique = sorted(set(ids))
+    columns = (Event.id, Event.event_id, Event.type, Event.customer_id, Event.occurred_at, Event.properties)
+    for start in range(0, len(unique), CHUNK * 2):
+        rows = session.execute(select(*columns).where(Event.workspace_id == workspace_id,
+                                                      Event.id.in_(unique[start:start + CHUNK * 2]),
+                                                      Event.type.in_(sorted(types))))
+        found.extend(EventRecord(*row) for row in rows)
+    return sorted(found, key=lambda e: (e.occurred_at, e.id))
+
+
+class OrderRecord(NamedTuple):
+    order_id: str
+    customer_id: int
+    total_fen: int
+    refunded_fen: int
+    status: str
+    paid_at: datetime
+
+
+def order_records(session: Session, workspace_id: int, order_ids: list[str]) -> dict[str, OrderRecord]:
+    """Orders by the shop's order id as plain rows, with their refunded amount and status as of now."""
+    found: dict[str, OrderRecord] = {}
+    unique = sorted(set(order_ids))
+    columns = (Order.order_id, Order.customer_id, Order.total_fen, Order.refunded_fen, Order.status, Order.paid_at)
+    for start in range(0, len(unique), CHUNK * 2):
+        rows = session.execute(select(*columns).where(Order.workspace_id == workspace_id,
+                                                      Order.order_id.in_(unique[start:start + CHUNK * 2])))
+        found.update({row[0]: OrderRecord(*row) for row in rows})
+    return found
