@@ -85,3 +85,24 @@ def test_cli_validates_creates_publishes_and_enrols(db: Session, workspace: Work
     result = runner.invoke(cli, ["journeys", "run", journey_id, "--customer", str(cid), "-w", "acme"])
     assert result.exit_code == 0 and "tag_it: updated" in result.output
     get_settings.cache_clear()
+
+
+def test_console_pages_show_the_graph_the_inspector_and_the_inbox(app: Any, db: Session, workspace: WorkspaceContext,
+                                                                 owner: dict[str, str], engine: Engine) -> None:
+    from siyu.journeys import service
+
+    cid = customer(db, workspace, "u-1")
+    draft = service.create_journey(db, workspace, name="控制台", definition=DOC, actor="t")
+    service.publish_journey(db, workspace, draft.journey.id, actor="t")
+    service.enrol_customers(db, workspace, draft.journey.id, [cid], key="c")
+    db.commit()
+    steps(engine)
+    with TestClient(app) as client:
+        login = client.get("/login")
+        token = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+        client.post("/login", data={"email": owner["email"], "password": owner["password"], "csrf_token": token})
+        assert "控制台" in client.get("/journeys").text
+        page = client.get(f"/journeys/{draft.journey.id}?customer_id={cid}")
+        assert page.status_code == 200
+        assert 'data-step-id="tag_it"' in page.text and 'data-run-id="' in page.text
+        assert client.get("/staff-tasks?scope=all").status_code == 200
