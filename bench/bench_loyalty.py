@@ -89,6 +89,7 @@ def seed_members(engine: Engine, ctx: WorkspaceContext, count: int) -> list[int]
                 "consent_text_version", "enrolled_at", "updated_at"),
                 [(ctx.id, cid, f"B{start + n:09d}", "active", base, now, 0, 0, 0, now, "bench", "v1", now, now)
                  for n, cid in enumerate(part)])
+    analyze(engine)
     return ids
 
 
@@ -118,7 +119,16 @@ def seed_orders(engine: Engine, ctx: WorkspaceContext, customer_ids: list[int], 
             bulk.insert("orders", ("id", "workspace_id", "order_id", "customer_id", "channel", "currency",
                                    "total_fen", "discount_fen", "refunded_fen", "status", "paid_at", "event_id"),
                         orders)
+    analyze(engine)
     return event_ids
+
+
+def analyze(engine: Engine) -> None:
+    """Ingestion keeps PostgreSQL's statistics current; rows written straight to the tables need this."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
 
 
 def replay(engine: Engine, ctx: WorkspaceContext, event_ids: list[int]) -> tuple[float, int]:

@@ -7,6 +7,7 @@ so a check made under the lock stays true until commit.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, cast
@@ -297,12 +298,17 @@ ACTIVITY_COLUMNS = ("workspace_id", "member_id", "kind", "cause_key", "order_id"
                     "spend_fen", "orders", "growth", "capped", "created_at")
 
 
+def _stored_time(session: Session) -> Any:
+    """`Bulk.ts`, remembered per value: a batch repeats the same few instants (its clock, expiries)."""
+    return functools.lru_cache(maxsize=4096)(Bulk(session).ts)
+
+
 def insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert ledger entries; cause_key → id. A cause already recorded violates the unique key (the
     callers checked under the member locks, so that only happens to a retried unit of work)."""
-    bulk = Bulk(session)
-    ids = bulk.allocate_ids("loyalty_points_ledger", len(rows))
-    values = [tuple(bulk.ts(r[c]) if c in ("occurred_at", "created_at") else r[c] for c in ENTRY_COLUMNS[1:])
+    ids = Bulk(session).allocate_ids("loyalty_points_ledger", len(rows))
+    ts = _stored_time(session)
+    values = [tuple(ts(r[c]) if c in ("occurred_at", "created_at") else r[c] for c in ENTRY_COLUMNS[1:])
               for r in rows]
     write_rows(session, "loyalty_points_ledger", ENTRY_COLUMNS,
                [(entry_id, *v) for entry_id, v in zip(ids, values, strict=True)])
@@ -310,10 +316,10 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, in
 
 
 def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
-    bulk = Bulk(session)
+    ts = _stored_time(session)
     times = ("available_at", "expires_at", "created_at")
     write_rows(session, "loyalty_points_lots", LOT_COLUMNS,
-               [tuple(bulk.ts(r[c]) if c in times else r[c] for c in LOT_COLUMNS) for r in rows])
+               [tuple(ts(r[c]) if c in times else r[c] for c in LOT_COLUMNS) for r in rows])
 
 
 def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -395,9 +401,9 @@ def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[s
 
 def insert_activities(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert qualifying activity (a cause recorded twice violates the unique key, as for entries)."""
-    bulk = Bulk(session)
+    bulk, ts = Bulk(session), _stored_time(session)
     write_rows(session, "loyalty_activities", ACTIVITY_COLUMNS,
-               [tuple(bulk.ts(r[c]) if c in ("occurred_at", "created_at") else bulk.flag(r[c]) if c == "capped"
+               [tuple(ts(r[c]) if c in ("occurred_at", "created_at") else bulk.flag(r[c]) if c == "capped"
                       else r[c] for c in ACTIVITY_COLUMNS) for r in rows])
 
 

@@ -55,10 +55,11 @@ def later_by_months(at: datetime, months: int, tz: str | ZoneInfo) -> datetime:
 
 
 def is_member_day(at: datetime, tz: str | ZoneInfo, member_day: int | None) -> bool:
-    if member_day is None:
-        return False
-    day = local_date(at, tz)
-    return day == clamp_day(day.year, day.month, member_day)
+    return is_member_date(local_date(at, tz), member_day)
+
+
+def is_member_date(day: date, member_day: int | None) -> bool:
+    return member_day is not None and day == clamp_day(day.year, day.month, member_day)
 
 
 def benefit_date(year: int, month: int, benefit_day: int) -> date:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from siyu.events.models import Event, Order
+from siyu.events.service import EventRecord, OrderRecord
 from siyu.jobs.service import publish
 from siyu.kit import clock
 from siyu.kit.timefmt import zone
@@ -46,7 +46,7 @@ class EarningSummary:
     tier_changes: int = 0
 
 
-def cause_of(event: Event) -> str:
+def cause_of(event: EventRecord) -> str:
     if event.type == "order_paid":
         return f"order:{event.properties['order_id']}"
     if event.type == "order_refunded":
@@ -55,26 +55,26 @@ def cause_of(event: Event) -> str:
 
 
 def process_events(session: Session, ctx: WorkspaceContext, event_ids: list[int]) -> EarningSummary:
-    from siyu.events.service import events_by_ids, orders_by_order_ids
+    from siyu.events.service import event_records, order_records
 
     summary = EarningSummary()
     programme = repository.programme(session, ctx.id)
     if programme is None:
         return summary
-    events = [e for e in events_by_ids(session, ctx.id, event_ids) if e.type in RELEVANT]
+    events = event_records(session, ctx.id, event_ids, RELEVANT)
     if not events:
         return summary
     repository.refresh_statistics(session)
     members = repository.lock_member_rows(session, ctx.id, {e.customer_id for e in events})
     events = [e for e in events if e.customer_id in members and members[e.customer_id].status == "active"]
     done = repository.existing_activity_keys(session, ctx.id, [cause_of(e) for e in events])
-    fresh: dict[str, Event] = {}
+    fresh: dict[str, EventRecord] = {}
     for event in events:
         fresh.setdefault(cause_of(event), event)
     events = [e for key, e in fresh.items() if key not in done]
     if not events:
         return summary
-    orders = orders_by_order_ids(session, ctx.id, [str(e.properties["order_id"]) for e in events
+    orders = order_records(session, ctx.id, [str(e.properties["order_id"]) for e in events
                                                    if e.type in ("order_paid", "order_refunded")])
     earning = [e for e in events if e.type != "order_refunded"]
     refunds = [e for e in events if e.type == "order_refunded"]
@@ -87,7 +87,7 @@ def process_events(session: Session, ctx: WorkspaceContext, event_ids: list[int]
 
 
 def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, MemberRow],
-          events: list[Event], orders: dict[str, Order], summary: EarningSummary) -> None:
+          events: list[EventRecord], orders: dict[str, OrderRecord], summary: EarningSummary) -> None:
     tz = zone(ctx.timezone)
     now = clock.now()
     tiers = ladder(session, ctx.id)
@@ -99,6 +99,7 @@ def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members
     plan = LedgerPlan(session, ctx.id, {m.id: m for m in members.values()}, programme.allow_negative_balance, now)
     trackers: dict[int, TierTracker] = {}
     activities: list[dict[str, Any]] = []
+    terms = _OrderTerms.of(programme, tz, now)
     for event in events:
         member = members[event.customer_id]
         tracker = trackers.get(member.id)
@@ -106,7 +107,7 @@ def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members
             value = rules.metric_value(programme.tier_metric, *sums.get(member.id, (0, 0, 0)))
             tracker = trackers[member.id] = TierTracker(member, tiers, programme, value, since, tz)
         if event.type == "order_paid":
-            activity = _earn_order(plan, programme, tracker, event, orders, tz, now)
+            activity = _earn_order(plan, terms, tracker, event, orders)
         else:
             activity = _earn_action(plan, programme, caps, member, event, tz)
         if activity is None:
@@ -129,33 +130,62 @@ def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members
     summary.tier_changes += apply_tier_changes(session, ctx, [c for t in trackers.values() for c in t.changes])
 
 
-def _earn_order(plan: LedgerPlan, programme: Programme, tracker: TierTracker, event: Event,
-                orders: dict[str, Order], tz: ZoneInfo, now: datetime) -> dict[str, Any] | None:
+@dataclass(slots=True)
+class _OrderTerms:
+    """The programme's terms for order earnings, read once per batch (not per event)."""
+
+    points_per_yuan: int
+    growth_per_yuan: int
+    member_day: int | None
+    return_window: timedelta
+    expiry: str
+    expiry_months: int | None
+    tz: ZoneInfo
+    now: datetime
+    _expiry_by_year: dict[int, datetime | None]
+
+    @classmethod
+    def of(cls, programme: Programme, tz: ZoneInfo, now: datetime) -> _OrderTerms:
+        return cls(programme.points_per_yuan, programme.growth_per_yuan, programme.member_day,
+                   timedelta(days=programme.return_window_days), programme.points_expiry,
+                   programme.points_expiry_months, tz, now, {})
+
+    def expires(self, earned_at: datetime, local: date) -> datetime | None:
+        if self.expiry != "end_of_next_year":
+            return rules.points_expiry(earned_at, self.tz, self.expiry, self.expiry_months)
+        if local.year not in self._expiry_by_year:
+            self._expiry_by_year[local.year] = rules.points_expiry(earned_at, self.tz, self.expiry, None)
+        return self._expiry_by_year[local.year]
+
+
+def _earn_order(plan: LedgerPlan, terms: _OrderTerms, tracker: TierTracker, event: EventRecord,
+                orders: dict[str, OrderRecord]) -> dict[str, Any] | None:
     order = orders.get(str(event.properties["order_id"]))
     if order is None:
         return None
     net = max(0, order.total_fen - order.refunded_fen)
     paid_at = order.paid_at
+    local = paid_at.astimezone(terms.tz).date()
     tier = tracker.tier
-    member_day = rules.is_member_day(paid_at, tz, programme.member_day)
+    member_day = rules.is_member_date(local, terms.member_day)
     day_percent = tier.member_day_multiplier_percent if member_day else 100
-    points = rules.order_points(net, programme.points_per_yuan, tier.points_multiplier_percent, day_percent)
+    points = rules.order_points(net, terms.points_per_yuan, tier.points_multiplier_percent, day_percent)
     key = f"order:{order.order_id}"
     if points > 0:
-        reason = (f"order {order.order_id}: {net} fen × {programme.points_per_yuan}/¥ × "
+        reason = (f"order {order.order_id}: {net} fen × {terms.points_per_yuan}/¥ × "
                   f"{tier.points_multiplier_percent}% ({tier.code})" + (f" × {day_percent}% member day"
                                                                         if member_day else ""))
-        expires = rules.points_expiry(paid_at, tz, programme.points_expiry, programme.points_expiry_months)
-        available_at = paid_at + timedelta(days=programme.return_window_days)
-        if available_at <= now:
+        expires = terms.expires(paid_at, local)
+        available_at = paid_at + terms.return_window
+        if available_at <= terms.now:
             plan.credit(tracker.member.id, points, "earn", key, reason, paid_at, expires_at=expires,
                         order_id=order.order_id, amount_fen=net)
         else:
             plan.credit_pending(tracker.member.id, points, key, reason, paid_at, available_at=available_at,
                                 expires_at=expires, order_id=order.order_id, amount_fen=net)
     return {"kind": "order", "cause_key": key, "order_id": order.order_id, "occurred_at": paid_at,
-            "local_day": rules.day_key(rules.local_date(paid_at, tz)), "spend_fen": net, "orders": 1 if net else 0,
-            "growth": rules.growth_for_order(net, programme.growth_per_yuan), "capped": False}
+            "local_day": rules.day_key(local), "spend_fen": net, "orders": 1 if net else 0,
+            "growth": rules.growth_for_order(net, terms.growth_per_yuan), "capped": False}
 
 
 @dataclass
@@ -188,7 +218,7 @@ class _ActionCaps:
         return True
 
 
-def _earn_action(plan: LedgerPlan, programme: Programme, caps: _ActionCaps, member: MemberRow, event: Event,
+def _earn_action(plan: LedgerPlan, programme: Programme, caps: _ActionCaps, member: MemberRow, event: EventRecord,
                  tz: ZoneInfo) -> dict[str, Any]:
     kind = event.type
     day = rules.day_key(rules.local_date(event.occurred_at, tz))
@@ -237,7 +267,7 @@ def _order_states(session: Session, workspace_id: int, order_ids: list[str]) -> 
 
 
 def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, MemberRow],
-             events: list[Event], orders: dict[str, Order], summary: EarningSummary) -> None:
+             events: list[EventRecord], orders: dict[str, OrderRecord], summary: EarningSummary) -> None:
     now = clock.now()
     order_ids = sorted({str(e.properties["order_id"]) for e in events})
     states = _order_states(session, ctx.id, order_ids)

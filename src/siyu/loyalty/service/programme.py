@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -50,13 +50,15 @@ class Ladder:
     """The tiers in rank order, with lookups the hot paths need."""
 
     tiers: list[Tier]
+    thresholds: list[int] = field(init=False)
+    _by_id: dict[int, Tier] = field(init=False)
 
-    @property
-    def thresholds(self) -> list[int]:
-        return [t.threshold for t in self.tiers]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thresholds", [t.threshold for t in self.tiers])
+        object.__setattr__(self, "_by_id", {t.id: t for t in self.tiers})
 
     def by_id(self, tier_id: int) -> Tier:
-        return next(t for t in self.tiers if t.id == tier_id)
+        return self._by_id[tier_id]
 
     def base(self) -> Tier:
         return self.tiers[0]
