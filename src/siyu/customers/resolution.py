@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,11 +25,27 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.identities import IdentityKey, ResolvedIdentity
 from siyu.customers.models import Identity, IdentityLink
+from siyu.db.base import table_of
 from siyu.db.bulk import Bulk
 from siyu.kit import clock
 from siyu.workspaces.service import WorkspaceContext
 
 CHUNK = 500
+Key = tuple[str, str, str]  # an identity's (type, namespace, value)
+
+
+class EventIdentity(NamedTuple):
+    """An identity as an event carries it, normalised. A plain tuple: batches hash these keys many times
+    and the importer sends them between processes."""
+
+    key: Key
+    verified: bool
+    strong: bool
+
+    @classmethod
+    def of(cls, identity: ResolvedIdentity) -> EventIdentity:
+        key = identity.key
+        return cls((key.type, key.namespace, key.value), identity.verified, identity.strong)
 
 
 @dataclass
@@ -45,11 +61,11 @@ class BatchResolver:
         self.session = session
         self.ctx = ctx
         self.actor = actor
-        self.owner: dict[IdentityKey, int] = {}
+        self.owner: dict[Key, int] = {}
         self.alias: dict[int, int] = {}
         self.new_profiles: dict[int, NewProfile] = {}
-        self.new_identities: dict[IdentityKey, tuple[int, bool]] = {}
-        self.weak_links: set[tuple[int, int, IdentityKey]] = set()
+        self.new_identities: dict[Key, tuple[int, bool]] = {}
+        self.weak_links: set[tuple[int, int, Key]] = set()
         self.merges: list[tuple[int, int]] = []
         # Profiles first seen in this batch and merged before they were stored: they are still
         # written (as absorbed tombstones) so every merge has its record and audit entry.
@@ -59,22 +75,19 @@ class BatchResolver:
         self._next_temp = -1
 
     # -- loading -------------------------------------------------------------------------------
-    def preload(self, identity_lists: list[list[ResolvedIdentity]]) -> None:
-        """Load the owners of every identity in the batch, one indexed query per type and chunk."""
+    def preload(self, identity_lists: list[list[EventIdentity]]) -> None:
+        """Load the owners of every identity in the batch: one indexed lookup per type (and namespace)."""
         by_kind: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
         for identities in identity_lists:
             for identity in identities:
-                by_kind[(identity.key.type, identity.key.namespace)].add(identity.key.value)
-        table = Identity.__table__
+                type_, namespace, value = identity.key
+                by_kind[(type_, namespace)].add(value)
+        bulk = Bulk(self.session)
         for (type_, namespace), values in by_kind.items():
-            ordered = sorted(values)
-            for start in range(0, len(ordered), CHUNK):
-                rows = self.session.execute(
-                    select(table.c.value, table.c.customer_id)
-                    .where(table.c.workspace_id == self.ctx.id, table.c.type == type_,
-                           table.c.namespace == namespace, table.c.value.in_(ordered[start:start + CHUNK])))
-                for value, customer_id in rows:
-                    self.owner[IdentityKey(type_, namespace, value)] = customer_id
+            rows = bulk.select_in("SELECT value, customer_id FROM identities WHERE workspace_id = ? AND type = ? "
+                                  "AND namespace = ? AND value {keys}", (self.ctx.id, type_, namespace), sorted(values))
+            for value, customer_id in rows:
+                self.owner[(type_, namespace, value)] = customer_id
 
     # -- resolving -----------------------------------------------------------------------------
     def canonical(self, ref: int) -> int:
@@ -82,7 +95,11 @@ class BatchResolver:
             ref = self.alias[ref]
         return ref
 
-    def resolve(self, identities: list[ResolvedIdentity], occurred_at: datetime) -> int:
+    def resolve(self, identities: list[EventIdentity], occurred_at: datetime) -> int:
+        sole = self._sole_owner(identities)
+        if sole is not None:  # the common case, with nothing to decide
+            self._touch(sole, occurred_at)
+            return sole
         strong_owners = self._owners(i for i in identities if i.strong)
         weak_owners = self._owners(i for i in identities if not i.strong)
         has_strong = any(i.strong for i in identities)
@@ -105,6 +122,20 @@ class BatchResolver:
         self._touch(target, occurred_at)
         return target
 
+    def _sole_owner(self, identities: list[EventIdentity]) -> int | None:
+        """The customer owning every one of these identities, if a single one does."""
+        sole = None
+        for identity in identities:
+            owner = self.owner.get(identity.key)
+            if owner is None:
+                return None
+            owner = self.canonical(owner)
+            if sole is None:
+                sole = owner
+            elif owner != sole:
+                return None
+        return sole
+
     def _owners(self, identities: Any) -> set[int]:
         owners = set()
         for identity in identities:
@@ -113,7 +144,7 @@ class BatchResolver:
                 owners.add(self.canonical(owner))
         return owners
 
-    def _has_unowned_strong(self, identities: list[ResolvedIdentity]) -> bool:
+    def _has_unowned_strong(self, identities: list[EventIdentity]) -> bool:
         return any(i.strong and i.key not in self.owner for i in identities)
 
     def _new_profile(self, occurred_at: datetime) -> int:
@@ -200,12 +231,12 @@ class BatchResolver:
     def _contact_identities(self) -> tuple[dict[int, str], dict[int, str]]:
         phone_of: dict[int, str] = {}
         email_of: dict[int, str] = {}
-        for key, (ref, _verified) in self.new_identities.items():
+        for (type_, _namespace, value), (ref, _verified) in self.new_identities.items():
             target = self.canonical(ref)
-            if key.type == "phone":
-                phone_of.setdefault(target, key.value)
-            elif key.type == "email":
-                email_of.setdefault(target, key.value)
+            if type_ == "phone":
+                phone_of.setdefault(target, value)
+            elif type_ == "email":
+                email_of.setdefault(target, value)
         return phone_of, email_of
 
     def _record_batch_merges(self, real: dict[int, int]) -> None:
@@ -221,7 +252,7 @@ class BatchResolver:
             return
         bulk = Bulk(self.session)
         now = bulk.ts(clock.now())
-        rows = [(self.ctx.id, self.final_id(ref, real), key.type, key.namespace, key.value, bulk.flag(verified), now)
+        rows = [(self.ctx.id, self.final_id(ref, real), *key, bulk.flag(verified), now)
                 for key, (ref, verified) in self.new_identities.items()]
         bulk.insert("identities", ("workspace_id", "customer_id", "type", "namespace", "value", "verified",
                                    "created_at"), rows, conflict="DO NOTHING")
@@ -229,16 +260,16 @@ class BatchResolver:
     def _insert_links(self, real: dict[int, int]) -> None:
         now = clock.now()
         rows = []
-        for a, b, key in self.weak_links:
+        for a, b, (type_, _namespace, value) in self.weak_links:
             first, second = self.final_id(a, real), self.final_id(b, real)
             if first != second:
                 rows.append({"workspace_id": self.ctx.id, "customer_id": first, "other_customer_id": second,
-                             "identity_type": key.type, "identity_value": key.value, "status": "pending",
+                             "identity_type": type_, "identity_value": value, "status": "pending",
                              "created_at": now})
         if rows:
             dialect = self.session.get_bind().dialect.name
             insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-            self.session.execute(insert_fn(IdentityLink.__table__).on_conflict_do_nothing(), rows)
+            self.session.execute(insert_fn(table_of(IdentityLink)).on_conflict_do_nothing(), rows)
 
     def _apply_existing_traits(self) -> None:
         from siyu.customers.service import apply_traits

@@ -5,6 +5,10 @@ than the database itself when a batch writes tens of thousands of rows. Here val
 once, by hand, to what the driver stores (the same text format SQLAlchemy uses for datetimes on
 SQLite), and rows go to the driver's `executemany` in one call. Only plain INSERT/UPDATE
 statements over known columns go through this module; everything else uses SQLAlchemy.
+
+On PostgreSQL, plain inserts of many rows go through COPY (`copy`) and lookups of many keys bind
+one array (`select_in`): every executemany row is a statement the server plans and runs on its
+own, which on a 2-core machine costs more than everything else the ingestion does.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+SQLITE_IN_CHUNK = 500  # keys per `IN (...)` on SQLite (far below its 32,766 variables)
 
 
 class Bulk:
@@ -39,8 +45,8 @@ class Bulk:
         if self.postgres:
             from psycopg.types.json import Jsonb
 
-            return Jsonb(value)
-        return orjson.dumps(value).decode()
+            return Jsonb(value, dumps=_json_text)
+        return _json_text(value)
 
     def flag(self, value: bool) -> Any:
         return value if self.postgres else int(value)
@@ -59,13 +65,71 @@ class Bulk:
             return
         if self.postgres:
             sql = sql.replace("?", "%s")
-        self.connection.exec_driver_sql(sql, list(rows))  # type: ignore[arg-type]
+        self.connection.exec_driver_sql(sql, list(rows))
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
                conflict: str = "") -> None:
         placeholders = ", ".join("?" for _ in columns)
         suffix = f" ON CONFLICT {conflict}" if conflict else ""
         self.run(f'INSERT INTO {table} ({", ".join(columns)}) VALUES ({placeholders}){suffix}', rows)
+
+    def copy(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows without conflict handling: COPY on PostgreSQL, executemany on SQLite."""
+        if not self.postgres:
+            self.insert(table, columns, rows)
+            return
+        if not rows:
+            return
+        driver: Any = self.connection.connection.driver_connection  # the psycopg connection, same transaction
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Execute one statement with `?` placeholders; returns the driver-level result."""
+        if self.postgres:
+            sql = sql.replace("?", "%s")
+        return self.connection.exec_driver_sql(sql, tuple(params))
+
+    def select_in(self, sql: str, params: Sequence[Any], keys: Sequence[Any]) -> list[Any]:
+        """The rows of `sql` for many keys: `{keys}` in its WHERE clause becomes the membership test,
+        `= ANY(?)` with one array on PostgreSQL (one plan whatever the count), chunked `IN (?, ...)` on
+        SQLite. The keys come last, after `params`."""
+        if not keys:
+            return []
+        if self.postgres:
+            return list(self.execute(sql.replace("{keys}", "= ANY(?)"), (*params, list(keys))))
+        rows: list[Any] = []
+        for start in range(0, len(keys), SQLITE_IN_CHUNK):
+            chunk = keys[start:start + SQLITE_IN_CHUNK]
+            membership = f"IN ({', '.join('?' * len(chunk))})"
+            rows.extend(self.execute(sql.replace("{keys}", membership), (*params, *chunk)))
+        return rows
+
+    def any_of(self, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """A WHERE condition (and its parameters) matching `column` against a short list of values."""
+        if self.postgres:
+            return f"{column} = ANY(?)", (list(values),)
+        return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
+
+    def written(self, column: str, ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+        """A WHERE condition (and its parameters) matching the rows whose keys `allocate_ids` just gave.
+        On SQLite they are one contiguous range (the write lock is held), on PostgreSQL an array."""
+        if self.postgres:
+            return f"{column} = ANY(?)", (list(ids),)
+        return f"{column} BETWEEN ? AND ?", (ids[0], ids[-1])
+
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """ANALYZE `tables` on PostgreSQL when the first of them changed more than it holds since its
+        statistics were taken. Autovacuum does it too, but only about once a minute: a bulk load that
+        grows a table tenfold in between is planned as if the table were empty (sequential scans)."""
+        if not self.postgres:
+            return
+        stale = self.connection.exec_driver_sql(
+            "SELECT n_mod_since_analyze > greatest(c.reltuples, 0) + 10000 FROM pg_stat_user_tables s "
+            "JOIN pg_class c ON c.oid = s.relid WHERE s.relid = %s::regclass", (tables[0],)).scalar()
+        if stale:
+            self.connection.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
 
     def allocate_ids(self, table: str, count: int) -> list[int]:
         """Reserve primary keys for rows about to be inserted.
@@ -82,6 +146,10 @@ class Bulk:
             return [int(r[0]) for r in rows]
         start = int(self.connection.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one())
         return list(range(start + 1, start + count + 1))
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

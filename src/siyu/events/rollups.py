@@ -1,155 +1,110 @@
-"""Per-customer rollups: kept by deltas on ingest, recomputed from the records after refunds and merges."""
+"""Per-customer rollups: added to from the rows each batch writes, rebuilt from the records after refunds and merges."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from siyu.db.base import table_of
 from siyu.db.bulk import Bulk
 from siyu.events.catalog import INTERACTION_TYPES
-from siyu.events.models import CustomerCategoryStat, CustomerRollup, Event, Order, OrderItem
+from siyu.events.models import CustomerCategoryStat, CustomerRollup
 
 CHUNK = 500
 
 
-@dataclass
-class RollupDelta:
-    events_count: int = 0
-    orders_count: int = 0
-    total_spend_fen: int = 0
-    first_order_at: datetime | None = None
-    last_order_at: datetime | None = None
-    last_interaction_at: datetime | None = None
-    categories: dict[str, list[Any]] = field(default_factory=dict)  # category → [orders, qty, fen, first, last]
+# -- set-wise, from the stored records ----------------------------------------------------------
+# Rollups are aggregates of a customer's events and orders, so the database computes them from the
+# rows themselves: on ingest over the rows the batch just wrote (added to what is there), on a refund
+# or merge over all of a customer's rows (rebuilt). One definition serves both, so the two can never
+# disagree; a fully refunded order counts for nothing but its refunded amount.
 
-    def add_event(self, event_type: str, occurred_at: datetime) -> None:
-        self.events_count += 1
-        if event_type in INTERACTION_TYPES:
-            self.last_interaction_at = _max(self.last_interaction_at, occurred_at)
-
-    def add_order(self, total_fen: int, paid_at: datetime, items: Iterable[tuple[str, int, int]]) -> None:
-        self.orders_count += 1
-        self.total_spend_fen += total_fen
-        self.first_order_at = _min(self.first_order_at, paid_at)
-        self.last_order_at = _max(self.last_order_at, paid_at)
-        seen: set[str] = set()
-        for category, quantity, line_fen in items:
-            stat = self.categories.setdefault(category, [0, 0, 0, paid_at, paid_at])
-            if category not in seen:
-                stat[0] += 1
-                seen.add(category)
-            stat[1] += quantity
-            stat[2] += line_fen
-            stat[3] = min(stat[3], paid_at)
-            stat[4] = max(stat[4], paid_at)
+_INTERACTIONS = ", ".join(f"'{name}'" for name in sorted(INTERACTION_TYPES))  # constants, not input
+_KEPT = "o.status <> 'refunded'"
 
 
-def _min(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b < a else a
-
-
-def _max(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b > a else a
-
-
-def apply_deltas(session: Session, workspace_id: int, deltas: dict[int, RollupDelta]) -> None:
-    """Upsert the deltas: one driver call for the rollups, one for the category stats."""
-    if not deltas:
+def add_records(bulk: Bulk, workspace_id: int, events: tuple[str, tuple[Any, ...]],
+                orders: tuple[str, tuple[Any, ...]] | None) -> None:
+    """Add the events and orders matched by these WHERE conditions (over `events` and `orders o`)
+    to their customers' rollups and per-category stats."""
+    events_where, events_params = events
+    orders_where, orders_params = orders if orders is not None else ("false", ())
+    bulk.execute(
+        "INSERT INTO customer_rollups (customer_id, workspace_id, events_count, orders_count, total_spend_fen, "
+        "refunded_fen, first_order_at, last_order_at, last_interaction_at) "
+        "SELECT e.customer_id, ?, e.n, coalesce(t.n, 0), coalesce(t.spend, 0), coalesce(t.refunded, 0), "
+        "t.first_at, t.last_at, e.last_interaction_at "
+        "FROM (SELECT customer_id, count(*) AS n, "
+        f"max(CASE WHEN type IN ({_INTERACTIONS}) THEN occurred_at END) AS last_interaction_at "
+        f"FROM events WHERE {events_where} GROUP BY customer_id) AS e "
+        f"LEFT JOIN (SELECT o.customer_id, count(CASE WHEN {_KEPT} THEN 1 END) AS n, "
+        f"sum(CASE WHEN {_KEPT} THEN o.total_fen - o.refunded_fen ELSE 0 END) AS spend, "
+        f"sum(o.refunded_fen) AS refunded, min(CASE WHEN {_KEPT} THEN o.paid_at END) AS first_at, "
+        f"max(CASE WHEN {_KEPT} THEN o.paid_at END) AS last_at "
+        f"FROM orders o WHERE {orders_where} GROUP BY o.customer_id) AS t ON t.customer_id = e.customer_id "
+        "WHERE true "  # SQLite needs a WHERE to tell the upsert's ON CONFLICT from a join's ON
+        "ON CONFLICT (customer_id) DO UPDATE SET "
+        "events_count = customer_rollups.events_count + excluded.events_count, "
+        "orders_count = customer_rollups.orders_count + excluded.orders_count, "
+        "total_spend_fen = customer_rollups.total_spend_fen + excluded.total_spend_fen, "
+        "refunded_fen = customer_rollups.refunded_fen + excluded.refunded_fen, "
+        f"first_order_at = {bulk.least('customer_rollups.first_order_at', 'excluded.first_order_at')}, "
+        f"last_order_at = {bulk.greatest('customer_rollups.last_order_at', 'excluded.last_order_at')}, "
+        "last_interaction_at = "
+        + bulk.greatest("customer_rollups.last_interaction_at", "excluded.last_interaction_at"),
+        (workspace_id, *events_params, *orders_params))
+    if orders is None:
         return
-    bulk = Bulk(session)
-    bulk.insert("customer_rollups", ("customer_id", "workspace_id", "events_count", "orders_count",
-                                     "total_spend_fen", "refunded_fen", "first_order_at", "last_order_at",
-                                     "last_interaction_at"),
-                [(cid, workspace_id, d.events_count, d.orders_count, d.total_spend_fen, 0, bulk.ts(d.first_order_at),
-                  bulk.ts(d.last_order_at), bulk.ts(d.last_interaction_at)) for cid, d in sorted(deltas.items())],
-                conflict="(customer_id) DO UPDATE SET "
-                         "events_count = customer_rollups.events_count + excluded.events_count, "
-                         "orders_count = customer_rollups.orders_count + excluded.orders_count, "
-                         "total_spend_fen = customer_rollups.total_spend_fen + excluded.total_spend_fen, "
-                         f"first_order_at = {bulk.least('customer_rollups.first_order_at', 'excluded.first_order_at')}, "
-                         f"last_order_at = {bulk.greatest('customer_rollups.last_order_at', 'excluded.last_order_at')}, "
-                         "last_interaction_at = " + bulk.greatest("customer_rollups.last_interaction_at",
-                                                                  "excluded.last_interaction_at"))
-    category_rows = [(cid, category, workspace_id, st[0], st[1], st[2], bulk.ts(st[3]), bulk.ts(st[4]))
-                     for cid, d in sorted(deltas.items()) for category, st in sorted(d.categories.items())]
-    bulk.insert("customer_category_stats", ("customer_id", "category", "workspace_id", "orders_count", "quantity",
-                                            "spend_fen", "first_order_at", "last_order_at"), category_rows,
-                conflict="(customer_id, category) DO UPDATE SET "
-                         "orders_count = customer_category_stats.orders_count + excluded.orders_count, "
-                         "quantity = customer_category_stats.quantity + excluded.quantity, "
-                         "spend_fen = customer_category_stats.spend_fen + excluded.spend_fen, "
-                         "first_order_at = " + bulk.least("customer_category_stats.first_order_at",
-                                                          "excluded.first_order_at") + ", "
-                         "last_order_at = " + bulk.greatest("customer_category_stats.last_order_at",
-                                                            "excluded.last_order_at"))
+    bulk.execute(
+        "INSERT INTO customer_category_stats (customer_id, category, workspace_id, orders_count, quantity, "
+        "spend_fen, first_order_at, last_order_at) "
+        "SELECT o.customer_id, i.category, ?, count(DISTINCT o.id), sum(i.quantity), "
+        "sum(i.quantity * i.unit_price_fen), min(o.paid_at), max(o.paid_at) "
+        f"FROM orders o JOIN order_items i ON i.order_pk = o.id WHERE {orders_where} AND {_KEPT} "
+        "GROUP BY o.customer_id, i.category "
+        "ON CONFLICT (customer_id, category) DO UPDATE SET "
+        "orders_count = customer_category_stats.orders_count + excluded.orders_count, "
+        "quantity = customer_category_stats.quantity + excluded.quantity, "
+        "spend_fen = customer_category_stats.spend_fen + excluded.spend_fen, "
+        "first_order_at = " + bulk.least("customer_category_stats.first_order_at", "excluded.first_order_at")
+        + ", last_order_at = " + bulk.greatest("customer_category_stats.last_order_at", "excluded.last_order_at"),
+        (workspace_id, *orders_params))
+
+
+def widen_seen(bulk: Bulk, events: tuple[str, tuple[Any, ...]]) -> None:
+    """Move customers' first_seen_at earlier and last_seen_at later to cover these events (a rollup
+    kept on the profile). Only profiles whose span grows are written. Needs SQLite ≥ 3.33 (UPDATE FROM)."""
+    events_where, params = events
+    bulk.execute(
+        f"UPDATE customers SET first_seen_at = {bulk.least('customers.first_seen_at', 's.first_at')}, "
+        f"last_seen_at = {bulk.greatest('customers.last_seen_at', 's.last_at')} "
+        "FROM (SELECT customer_id, min(occurred_at) AS first_at, max(occurred_at) AS last_at "
+        f"FROM events WHERE {events_where} GROUP BY customer_id) AS s "
+        "WHERE customers.id = s.customer_id AND (customers.first_seen_at IS NULL OR customers.last_seen_at IS NULL "
+        "OR customers.first_seen_at > s.first_at OR customers.last_seen_at < s.last_at)", params)
 
 
 def recompute_rollups(session: Session, workspace_id: int, customer_ids: Iterable[int]) -> None:
     """Rebuild rollups of these customers from their events and orders (after refunds and merges)."""
     ids = sorted(set(customer_ids))
+    bulk = Bulk(session)
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
         session.execute(delete(CustomerRollup).where(CustomerRollup.customer_id.in_(chunk)))
         session.execute(delete(CustomerCategoryStat).where(CustomerCategoryStat.customer_id.in_(chunk)))
-        deltas = _deltas_from_records(session, workspace_id, chunk)
-        session.execute(insert(CustomerRollup.__table__), [_zero_row(workspace_id, cid) for cid in chunk])
-        apply_deltas(session, workspace_id, deltas)
-        _apply_refunded_totals(session, workspace_id, chunk)
+        session.execute(insert(table_of(CustomerRollup)), [_zero_row(workspace_id, cid) for cid in chunk])
+        events_where, params = bulk.any_of("customer_id", chunk)
+        orders_where, _ = bulk.any_of("o.customer_id", chunk)
+        add_records(bulk, workspace_id, (f"workspace_id = ? AND {events_where}", (workspace_id, *params)),
+                    (f"o.workspace_id = ? AND {orders_where}", (workspace_id, *params)))
 
 
 def _zero_row(workspace_id: int, customer_id: int) -> dict[str, Any]:
     return {"customer_id": customer_id, "workspace_id": workspace_id, "events_count": 0, "orders_count": 0,
             "total_spend_fen": 0, "refunded_fen": 0}
-
-
-def _deltas_from_records(session: Session, workspace_id: int, chunk: list[int]) -> dict[int, RollupDelta]:
-    deltas: dict[int, RollupDelta] = defaultdict(RollupDelta)
-    interaction = list(INTERACTION_TYPES)
-    rows = session.execute(
-        select(Event.customer_id, func.count(), func.max(Event.occurred_at).filter(Event.type.in_(interaction)))
-        .where(Event.workspace_id == workspace_id, Event.customer_id.in_(chunk)).group_by(Event.customer_id))
-    for customer_id, count, last_interaction in rows:
-        delta = deltas[customer_id]
-        delta.events_count = count
-        delta.last_interaction_at = _as_utc(last_interaction)
-    items: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
-    for order_pk, category, quantity, price in session.execute(
-            select(OrderItem.order_pk, OrderItem.category, OrderItem.quantity, OrderItem.unit_price_fen)
-            .join(Order, Order.id == OrderItem.order_pk)
-            .where(Order.workspace_id == workspace_id, Order.customer_id.in_(chunk), Order.status != "refunded")):
-        items[order_pk].append((category, quantity, quantity * price))
-    for order in session.execute(select(Order.id, Order.customer_id, Order.total_fen, Order.refunded_fen,
-                                        Order.paid_at, Order.status)
-                                 .where(Order.workspace_id == workspace_id, Order.customer_id.in_(chunk))):
-        delta = deltas[order.customer_id]
-        if order.status == "refunded":
-            continue
-        delta.add_order(order.total_fen - order.refunded_fen, order.paid_at, items.get(order.id, []))
-    return deltas
-
-
-def _apply_refunded_totals(session: Session, workspace_id: int, chunk: list[int]) -> None:
-    from sqlalchemy import update
-
-    totals = session.execute(select(Order.customer_id, func.sum(Order.refunded_fen))
-                             .where(Order.workspace_id == workspace_id, Order.customer_id.in_(chunk),
-                                    Order.refunded_fen > 0)
-                             .group_by(Order.customer_id)).all()
-    for customer_id, refunded in totals:
-        session.execute(update(CustomerRollup).where(and_(CustomerRollup.customer_id == customer_id))
-                        .values(refunded_fen=int(refunded)))
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    from siyu.kit.clock import ensure_utc
-
-    return ensure_utc(value) if value is not None else None
 
 
 def rollup_of(session: Session, customer_id: int) -> CustomerRollup | None:

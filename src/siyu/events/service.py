@@ -7,7 +7,6 @@ accepted ones are written together: nothing accepted is lost, nothing rejected i
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -18,10 +17,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.customers.resolution import BatchResolver
+from siyu.db.base import table_of
 from siyu.db.bulk import Bulk
 from siyu.events.errors import BatchTooLarge
 from siyu.events.models import CustomEventType, Event, Order, OrderItem, Refund
-from siyu.events.rollups import RollupDelta, apply_deltas, recompute_rollups
+from siyu.events.rollups import add_records, recompute_rollups, widen_seen
 from siyu.events.validation import Rejection, ValidEvent, validate_event
 from siyu.jobs.service import publish
 from siyu.kit import clock
@@ -29,6 +29,10 @@ from siyu.workspaces.service import WorkspaceContext
 
 MAX_BATCH = 1000
 CHUNK = 500
+# Batches this large check PostgreSQL's statistics of the tables ingestion reads (see Bulk.refresh_statistics).
+ANALYZE_BATCH = 1000
+INGEST_TABLES = ("events", "identities", "customers", "orders", "order_items", "refunds", "customer_rollups",
+                 "customer_category_stats")
 
 
 @dataclass(slots=True)
@@ -64,16 +68,24 @@ def ingest_events(session: Session, ctx: WorkspaceContext, raw_events: list[Any]
     if max_batch is not None and len(raw_events) > max_batch:
         raise BatchTooLarge(f"a batch holds at most {max_batch} events, got {len(raw_events)}", field="events")
     received_at = clock.now()
-    _serialise_ingestion(session, ctx.id)
     custom_types = custom_event_type_names(session, ctx.id) if ctx.strict_events else frozenset()
-    results: list[ItemResult | None] = [None] * len(raw_events)
+    outcomes = [validate_event(index, raw, ctx, custom_types, received_at) for index, raw in enumerate(raw_events)]
+    return ingest_validated(session, ctx, outcomes, received_at, actor=actor)
+
+
+def ingest_validated(session: Session, ctx: WorkspaceContext, outcomes: list[ValidEvent | Rejection],
+                     received_at: datetime, *, actor: str) -> list[ItemResult]:
+    """Store events validated beforehand (the importer validates in another process): one result per
+    outcome, in order. `received_at` is the time they were validated against."""
+    _serialise_ingestion(session, ctx.id)
+    results: list[ItemResult | None] = [None] * len(outcomes)
     valid: list[ValidEvent] = []
-    for index, raw in enumerate(raw_events):
-        outcome = validate_event(index, raw, ctx, custom_types, received_at)
+    for index, outcome in enumerate(outcomes):
         if isinstance(outcome, Rejection):
-            results[index] = ItemResult(index, outcome.event_id, "rejected", field=outcome.field,
+            results[index] = ItemResult(outcome.index, outcome.event_id, "rejected", field=outcome.field,
                                         code=outcome.code, message=outcome.message)
         else:
+            outcome.index = index
             valid.append(outcome)
     fresh = _drop_duplicates(session, ctx, valid, results)
     if fresh:
@@ -94,9 +106,9 @@ def _serialise_ingestion(session: Session, workspace_id: int) -> None:
 def _drop_duplicates(session: Session, ctx: WorkspaceContext, events: list[ValidEvent],
                      results: list[ItemResult | None]) -> list[ValidEvent]:
     seen_in_batch: set[str] = set()
-    stored = _existing(session, Event.__table__.c.event_id, ctx.id, [e.event_id for e in events])
+    stored = _existing(session, "events", "event_id", ctx.id, [e.event_id for e in events])
     order_ids = [e.order.order_id for e in events if e.order is not None]
-    stored_orders = _existing(session, Order.__table__.c.order_id, ctx.id, order_ids) if order_ids else {}
+    stored_orders = _existing(session, "orders", "order_id", ctx.id, order_ids) if order_ids else {}
     seen_orders: set[str] = set()
     fresh = []
     for event in events:
@@ -121,18 +133,16 @@ def _drop_duplicates(session: Session, ctx: WorkspaceContext, events: list[Valid
     return fresh
 
 
-def _existing(session: Session, column: Any, workspace_id: int, keys: list[str]) -> dict[str, Any]:
-    table = column.table
-    found: dict[str, Any] = {}
-    unique = sorted(set(keys))
-    for start in range(0, len(unique), CHUNK):
-        rows = session.execute(select(column, table.c.customer_id)
-                               .where(table.c.workspace_id == workspace_id, column.in_(unique[start:start + CHUNK])))
-        found.update({key: customer_id for key, customer_id in rows})
-    return found
+def _existing(session: Session, table: str, column: str, workspace_id: int, keys: list[str]) -> dict[str, Any]:
+    """Which of these keys (event ids, order ids) the workspace already holds, and for which customer."""
+    rows = Bulk(session).select_in(f"SELECT {column}, customer_id FROM {table} WHERE workspace_id = ? AND {column} "
+                                   "{keys}", (workspace_id,), sorted(set(keys)))
+    return {key: customer_id for key, customer_id in rows}
 
 
 def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any, actor: str) -> None:
+    if len(events) >= ANALYZE_BATCH:
+        Bulk(session).refresh_statistics(INGEST_TABLES)
     resolver = BatchResolver(session, ctx, actor=f"ingest:{actor}")
     resolver.preload([e.identities for e in events])
     for event in events:
@@ -142,20 +152,19 @@ def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], re
     real = resolver.flush()
     for event in events:
         event.customer_ref = resolver.final_id(event.customer_ref, real)
-    stored_events = events
-    row_ids = _insert_events(session, ctx, stored_events, received_at)
-    deltas: dict[int, RollupDelta] = defaultdict(RollupDelta)
-    for event in stored_events:
-        deltas[event.customer_ref].add_event(event.type, event.occurred_at)
-    needs_recompute = _store_orders(session, ctx, stored_events, deltas)
-    needs_recompute |= _store_refunds(session, ctx, stored_events)
+    bulk = Bulk(session)
+    stamps = [bulk.ts(e.occurred_at) for e in events]  # each time converted once, for every row it lands in
+    row_ids = _insert_events(bulk, ctx, events, stamps, received_at)
+    order_pks = _insert_orders(bulk, ctx, events, stamps)
+    needs_recompute = _apply_waiting_refunds(session, ctx, [e.order.order_id for e in events if e.order])
+    needs_recompute |= _store_refunds(session, ctx, events)
     needs_recompute |= {survivor for survivor, _ in resolver.merges}
-    _touch_seen(session, ctx, stored_events, set(real.values()))
-    apply_deltas(session, ctx.id, {cid: d for cid, d in deltas.items() if cid not in needs_recompute})
-    if needs_recompute:
+    batch_rows = bulk.written("id", row_ids)
+    add_records(bulk, ctx.id, batch_rows, bulk.written("o.id", order_pks) if order_pks else None)
+    widen_seen(bulk, batch_rows)
+    if needs_recompute:  # a refund or merge touched what they had: rebuild theirs from the records
         recompute_rollups(session, ctx.id, needs_recompute)
-    if row_ids:
-        _publish_ingested(session, ctx, stored_events, row_ids)
+    _publish_ingested(session, ctx, events, row_ids)
 
 
 def _publish_ingested(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], row_ids: list[int]) -> None:
@@ -174,41 +183,32 @@ def _publish_ingested(session: Session, ctx: WorkspaceContext, events: list[Vali
                 workspace_id=ctx.id, key=f"{ctx.id}:{ids[0]}")
 
 
-def _insert_events(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any) -> list[int]:
-    bulk = Bulk(session)
+def _insert_events(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], stamps: list[Any],
+                   received_at: Any) -> list[int]:
     ids = bulk.allocate_ids("events", len(events))
     received = bulk.ts(received_at)
-    bulk.insert("events", ("id", "workspace_id", "event_id", "type", "customer_id", "occurred_at", "received_at",
-                           "properties"),
-                [(row_id, ctx.id, e.event_id, e.type, e.customer_ref, bulk.ts(e.occurred_at), received,
-                  bulk.json(e.properties)) for row_id, e in zip(ids, events, strict=True)])
+    bulk.copy("events", ("id", "workspace_id", "event_id", "type", "customer_id", "occurred_at", "received_at",
+                         "properties"),
+              [(row_id, ctx.id, e.event_id, e.type, e.customer_ref, at, received, e.properties_json())
+               for row_id, e, at in zip(ids, events, stamps, strict=True)])
     return ids
 
 
-def _store_orders(session: Session, ctx: WorkspaceContext, events: list[ValidEvent],
-                  deltas: dict[int, RollupDelta]) -> set[int]:
-    orders = [(e, e.order) for e in events if e.order is not None]
+def _insert_orders(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], stamps: list[Any]) -> list[int]:
+    """The orders of `order_paid` events and their items; returns the orders' primary keys."""
+    orders = [(e, e.order, at) for e, at in zip(events, stamps, strict=True) if e.order is not None]
     if not orders:
-        return set()
-    bulk = Bulk(session)
+        return []
     order_pks = bulk.allocate_ids("orders", len(orders))
-    bulk.insert("orders", ("id", "workspace_id", "order_id", "customer_id", "channel", "currency", "total_fen",
-                           "discount_fen", "refunded_fen", "status", "coupon_code", "paid_at", "event_id"),
-                [(pk, ctx.id, o.order_id, e.customer_ref, o.channel, o.currency, o.total_fen, o.discount_fen, 0,
-                  "paid", o.coupon_code, bulk.ts(e.occurred_at), e.event_id)
-                 for pk, (e, o) in zip(order_pks, orders, strict=True)])
-    items = []
-    for order_pk, (event, order) in zip(order_pks, orders, strict=True):
-        paid_at = bulk.ts(event.occurred_at)
-        lines = []
-        for item in order.items:
-            items.append((order_pk, ctx.id, event.customer_ref, item.sku, item.name, item.category, item.quantity,
-                          item.unit_price_fen, paid_at))
-            lines.append((item.category, item.quantity, item.quantity * item.unit_price_fen))
-        deltas[event.customer_ref].add_order(order.total_fen, event.occurred_at, lines)
-    bulk.insert("order_items", ("order_pk", "workspace_id", "customer_id", "sku", "name", "category", "quantity",
-                                "unit_price_fen", "paid_at"), items)
-    return _apply_waiting_refunds(session, ctx, [o.order_id for _, o in orders])
+    bulk.copy("orders", ("id", "workspace_id", "order_id", "customer_id", "channel", "currency", "total_fen",
+                         "discount_fen", "refunded_fen", "status", "coupon_code", "paid_at", "event_id"),
+              [(pk, ctx.id, o.order_id, e.customer_ref, o.channel, o.currency, o.total_fen, o.discount_fen, 0,
+                "paid", o.coupon_code, at, e.event_id) for pk, (e, o, at) in zip(order_pks, orders, strict=True)])
+    bulk.copy("order_items", ("order_pk", "workspace_id", "customer_id", "sku", "name", "category", "quantity",
+                              "unit_price_fen", "paid_at"),
+              [(pk, ctx.id, e.customer_ref, item.sku, item.name, item.category, item.quantity, item.unit_price_fen, at)
+               for pk, (e, o, at) in zip(order_pks, orders, strict=True) for item in o.items])
+    return order_pks
 
 
 def _store_refunds(session: Session, ctx: WorkspaceContext, events: list[ValidEvent]) -> set[int]:
@@ -218,15 +218,19 @@ def _store_refunds(session: Session, ctx: WorkspaceContext, events: list[ValidEv
     rows = [{"workspace_id": ctx.id, "refund_id": str(e.properties["refund_id"]),
              "order_id": str(e.properties["order_id"]), "amount_fen": int(e.properties["amount_fen"]),
              "refunded_at": e.occurred_at, "applied": False} for e in refunds]
-    session.execute(_insert_fn(session)(Refund.__table__).on_conflict_do_nothing(), rows)
-    return _apply_waiting_refunds(session, ctx, [r["order_id"] for r in rows])
+    session.execute(_insert_fn(session)(table_of(Refund)).on_conflict_do_nothing(), rows)
+    return _apply_waiting_refunds(session, ctx, [str(e.properties["order_id"]) for e in refunds])
 
 
 def _apply_waiting_refunds(session: Session, ctx: WorkspaceContext, order_ids: list[str]) -> set[int]:
     """Apply refunds whose order is known; a refund that arrived first waits for its order."""
-    waiting = list(session.scalars(select(Refund).where(Refund.workspace_id == ctx.id,
-                                                        Refund.order_id.in_(sorted(set(order_ids))),
-                                                        Refund.applied.is_(False))))
+    bulk = Bulk(session)
+    waiting_ids = [row[0] for row in bulk.select_in("SELECT id FROM refunds WHERE workspace_id = ? AND applied = ? "
+                                                    "AND order_id {keys}", (ctx.id, bulk.flag(False)),
+                                                    sorted(set(order_ids)))]
+    if not waiting_ids:
+        return set()
+    waiting = list(session.scalars(select(Refund).where(Refund.id.in_(waiting_ids)).order_by(Refund.id)))
     touched: set[int] = set()
     for refund in waiting:
         order = session.scalar(select(Order).where(Order.workspace_id == ctx.id, Order.order_id == refund.order_id))
@@ -240,22 +244,6 @@ def _apply_waiting_refunds(session: Session, ctx: WorkspaceContext, order_ids: l
     return touched
 
 
-def _touch_seen(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], new_ids: set[int]) -> None:
-    """Widen first_seen/last_seen of existing customers (new ones were inserted with theirs)."""
-    span: dict[int, list[Any]] = {}
-    for event in events:
-        if event.customer_ref in new_ids:
-            continue
-        bounds = span.setdefault(event.customer_ref, [event.occurred_at, event.occurred_at])
-        bounds[0] = min(bounds[0], event.occurred_at)
-        bounds[1] = max(bounds[1], event.occurred_at)
-    if not span:
-        return
-    from siyu.customers.service import widen_seen
-
-    widen_seen(session, ctx.id, {cid: (b[0], b[1]) for cid, b in span.items()})
-
-
 # -- records of one customer --------------------------------------------------------------------
 
 def reassign_customer_records(session: Session, workspace_id: int, from_id: int, to_id: int) -> None:
@@ -266,8 +254,8 @@ def reassign_customer_records(session: Session, workspace_id: int, from_id: int,
     recompute_rollups(session, workspace_id, [from_id, to_id])
     from siyu.events.models import CustomerCategoryStat, CustomerRollup
 
-    session.execute(CustomerRollup.__table__.delete().where(CustomerRollup.customer_id == from_id))
-    session.execute(CustomerCategoryStat.__table__.delete().where(CustomerCategoryStat.customer_id == from_id))
+    session.execute(table_of(CustomerRollup).delete().where(CustomerRollup.customer_id == from_id))
+    session.execute(table_of(CustomerCategoryStat).delete().where(CustomerCategoryStat.customer_id == from_id))
 
 
 def timeline(session: Session, workspace_id: int, customer_id: int, *, limit: int = 50,
@@ -377,11 +365,11 @@ def record_system_events(session: Session, ctx: WorkspaceContext, events: list[S
         {"workspace_id": ctx.id, "event_id": e.event_id, "type": e.type, "customer_id": e.customer_id,
          "occurred_at": e.occurred_at, "received_at": received_at, "properties": e.properties}
         for e in events]).all()
-    deltas: dict[int, RollupDelta] = defaultdict(RollupDelta)
-    for _, customer_id, event_type, occurred_at in rows:
-        deltas[customer_id].add_event(event_type, occurred_at)
-    apply_deltas(session, ctx.id, deltas)
-    return sorted(row[0] for row in rows)
+    ids = sorted(row[0] for row in rows)
+    bulk = Bulk(session)
+    for start in range(0, len(ids), CHUNK):
+        add_records(bulk, ctx.id, bulk.any_of("id", ids[start:start + CHUNK]), None)
+    return ids
 
 
 # -- reads for journeys (wait-until-event steps, replenishment predictions) ------------------------

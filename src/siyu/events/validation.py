@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from siyu.customers.identities import ResolvedIdentity, resolve_identity
-from siyu.events.catalog import OrderPaidProps, properties_adapter
+from siyu.customers.identities import resolve_identity
+from siyu.customers.resolution import EventIdentity
+from siyu.events.catalog import OrderItemIn, OrderPaidProps, properties_adapter
 from siyu.kit.errors import ValidationFailed
 from siyu.workspaces.service import WorkspaceContext
 
@@ -42,18 +45,44 @@ class EventIn(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
+class OrderLine(NamedTuple):
+    sku: str
+    name: str
+    category: str
+    quantity: int
+    unit_price_fen: int
+
+
+class PaidOrder(NamedTuple):
+    """The order an `order_paid` event carries, as validated (plain tuples: cheap to build and to pickle)."""
+
+    order_id: str
+    channel: str
+    currency: str
+    total_fen: int
+    discount_fen: int
+    coupon_code: str | None
+    items: tuple[OrderLine, ...]
+
+
 @dataclass(slots=True)
 class ValidEvent:
     index: int
     event_id: str
     type: str
     occurred_at: datetime
-    identities: list[ResolvedIdentity]
+    identities: list[EventIdentity]
     traits: dict[str, Any]
     properties: dict[str, Any]
-    order: OrderPaidProps | None = None
+    order: PaidOrder | None = None
     customer_ref: int = 0  # filled by identity resolution
     notes: list[str] = field(default_factory=list)
+    stored_properties: str | None = None  # the properties as JSON text, once serialised
+
+    def properties_json(self) -> str:
+        if self.stored_properties is None:
+            self.stored_properties = orjson.dumps(self.properties).decode()
+        return self.stored_properties
 
 
 @dataclass(slots=True)
@@ -80,18 +109,20 @@ def _from_pydantic(index: int, event_id: str | None, exc: ValidationError, prefi
     return Rejection(index, event_id, loc or None, "invalid_" + error["type"].split(".")[0], error["msg"])
 
 
-def _identities(raw: list[IdentityIn] | dict[str, str], ctx: WorkspaceContext) -> list[ResolvedIdentity]:
-    items = ([IdentityIn(type=k, value=v) for k, v in raw.items()] if isinstance(raw, dict) else raw)
+IdentityItem = tuple[str, str, str, bool]  # type, value, namespace, verified
+
+
+def _identities(items: list[IdentityItem], ctx: WorkspaceContext) -> list[EventIdentity]:
     if not items:
         raise ValidationFailed("at least one identity is required", field="identities", code="missing_identity")
     if len(items) > MAX_IDENTITIES:
         raise ValidationFailed(f"at most {MAX_IDENTITIES} identities", field="identities")
-    resolved: list[ResolvedIdentity] = []
+    resolved: list[EventIdentity] = []
     seen = set()
-    for position, item in enumerate(items):
+    for position, (identity_type, value, namespace, verified) in enumerate(items):
         try:
-            identity = resolve_identity(item.type, item.value, item.namespace, item.verified,
-                                        ctx.strong_identity_types)
+            identity = EventIdentity.of(resolve_identity(identity_type, value, namespace, verified,
+                                                         ctx.strong_identity_types))
         except ValidationFailed as exc:
             exc.field = f"identities[{position}].value" if exc.code != "invalid_identity_type" \
                 else f"identities[{position}].type"
@@ -140,6 +171,9 @@ def validate_event(index: int, raw: Any, ctx: WorkspaceContext, known_custom_typ
                    received_at: datetime) -> ValidEvent | Rejection:
     if not isinstance(raw, dict):
         return Rejection(index, None, None, "invalid_type", "an event must be a JSON object")
+    fast = _well_formed(index, raw, ctx, known_custom_types, received_at)
+    if fast is not None:
+        return fast
     event_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     try:
         envelope = EventIn.model_validate(raw)
@@ -151,13 +185,26 @@ def validate_event(index: int, raw: Any, ctx: WorkspaceContext, known_custom_typ
         return Rejection(index, envelope.id, exc.field, exc.code, exc.message)
 
 
+def _identity_items(index: int, envelope: EventIn) -> list[IdentityItem] | Rejection:
+    if not isinstance(envelope.identities, dict):
+        return [(i.type, i.value, i.namespace, i.verified) for i in envelope.identities]
+    items: list[IdentityItem] = []
+    for key, value in envelope.identities.items():  # the {type: value} shorthand: same limits as the list form
+        try:
+            identity = IdentityIn(type=key, value=value)
+        except ValidationError as exc:
+            return _from_pydantic(index, envelope.id, exc, f"identities.{key}")
+        items.append((identity.type, identity.value, identity.namespace, identity.verified))
+    return items
+
+
 def _validated(index: int, envelope: EventIn, ctx: WorkspaceContext, known_custom_types: frozenset[str],
                received_at: datetime) -> ValidEvent | Rejection:
     occurred_at = envelope.occurred_at.astimezone(UTC)
     if occurred_at > received_at.replace(microsecond=0) + _FUTURE_TOLERANCE:
         raise ValidationFailed("occurred_at is in the future", field="occurred_at", code="future_timestamp")
     adapter = properties_adapter(envelope.type)
-    order: OrderPaidProps | None = None
+    order: PaidOrder | None = None
     properties = envelope.properties
     if adapter is not None:
         try:
@@ -165,7 +212,9 @@ def _validated(index: int, envelope: EventIn, ctx: WorkspaceContext, known_custo
         except ValidationError as exc:
             return _from_pydantic(index, envelope.id, exc, "properties")
         if isinstance(parsed, OrderPaidProps):
-            order = parsed
+            order = PaidOrder(parsed.order_id, parsed.channel, parsed.currency, parsed.total_fen, parsed.discount_fen,
+                              parsed.coupon_code, tuple(OrderLine(i.sku, i.name, i.category, i.quantity,
+                                                                  i.unit_price_fen) for i in parsed.items))
             if parsed.currency != ctx.currency:
                 raise ValidationFailed(f"currency must be {ctx.currency}", field="properties.currency",
                                        code="wrong_currency")
@@ -175,7 +224,148 @@ def _validated(index: int, envelope: EventIn, ctx: WorkspaceContext, known_custo
                                code="unknown_event_type")
     if envelope.type == "order_refunded" and "refund_id" not in properties:
         properties = {**properties, "refund_id": envelope.id}
+    items = _identity_items(index, envelope)
+    if isinstance(items, Rejection):
+        return items
     return ValidEvent(index=index, event_id=envelope.id, type=envelope.type, occurred_at=occurred_at,
-                      identities=_identities(envelope.identities, ctx),
+                      identities=_identities(items, ctx),
                       traits=clean_traits(envelope.traits or {}), properties=properties, order=order)
+
+
+# -- the fast path ---------------------------------------------------------------------------------
+# Most events are well formed, and for them pydantic costs more than everything else ingestion does.
+# `_well_formed` gives exactly the ValidEvent the contract above gives, checked by hand: every check
+# is as strict as the contract's or stricter, and anything unusual (a missing or extra field, a value
+# of another type, a number as a timestamp, an extra property that is not a plain value...) returns
+# None so the event takes the pydantic path, which also explains what is wrong. The contract stays
+# the one definition; tests/events/test_ingest_equivalence.py checks both paths agree.
+
+_EVENT_KEYS = frozenset(EventIn.model_fields)
+_IDENTITY_KEYS = frozenset(IdentityIn.model_fields)
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+_ORDER_FIELDS = frozenset(OrderPaidProps.model_fields)
+_ITEM_FIELDS = frozenset(OrderItemIn.model_fields)
+_FEN_MAX = 10**13
+_PLAIN = (str, int, bool)  # extra properties the contract passes through unchanged
+
+
+def _text(value: Any, shortest: int, longest: int) -> bool:
+    return type(value) is str and shortest <= len(value) <= longest
+
+
+def _fen(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= _FEN_MAX
+
+
+def _str_keys(mapping: dict[Any, Any]) -> bool:
+    return all(type(key) is str for key in mapping)
+
+
+def _well_formed(index: int, raw: Any, ctx: WorkspaceContext, known_custom_types: frozenset[str],
+                 received_at: datetime) -> ValidEvent | None:
+    if not raw.keys() <= _EVENT_KEYS:
+        return None
+    event_id, event_type, stamp = raw.get("id"), raw.get("type"), raw.get("occurred_at")
+    properties, traits = raw.get("properties", {}), raw.get("traits")
+    if not (_text(event_id, 1, 200) and type(event_type) is str and _TYPE_NAME.fullmatch(event_type)
+            and type(stamp) is str and _TIMESTAMP.fullmatch(stamp)
+            and type(properties) is dict and _str_keys(properties)
+            and (traits is None or (type(traits) is dict and _str_keys(traits)))):
+        return None
+    try:
+        occurred_at = datetime.fromisoformat(stamp).astimezone(UTC)
+    except ValueError:
+        return None
+    if occurred_at > received_at.replace(microsecond=0) + _FUTURE_TOLERANCE:
+        return None
+    order: PaidOrder | None = None
+    if event_type == "order_paid":
+        paid = _paid_order(properties)
+        if paid is None or paid[0].currency != ctx.currency:
+            return None
+        order, properties = paid
+    elif event_type == "page_view":
+        page, title = properties.get("page", "/"), properties.get("title")
+        if not (_text(page, 0, 2000) and (title is None or type(title) is str)):
+            return None
+    elif (adapter := properties_adapter(event_type)) is not None:
+        try:
+            adapter.validate_python(properties)
+        except ValidationError:
+            return None
+    elif ctx.strict_events and event_type not in known_custom_types:
+        return None
+    if event_type == "order_refunded" and "refund_id" not in properties:
+        properties = {**properties, "refund_id": event_id}
+    items = _raw_identity_items(raw.get("identities"))
+    if items is None:
+        return None
+    try:
+        return ValidEvent(index=index, event_id=event_id, type=event_type, occurred_at=occurred_at,
+                          identities=_identities(items, ctx), traits=clean_traits(traits or {}),
+                          properties=properties, order=order)
+    except ValidationFailed:
+        return None
+
+
+def _raw_identity_items(raw: Any) -> list[IdentityItem] | None:
+    items: list[IdentityItem] = []
+    if type(raw) is dict:
+        for key, value in raw.items():
+            if not (_text(key, 1, 50) and _text(value, 1, 300)):
+                return None
+            items.append((key, value, "", False))
+        return items
+    if type(raw) is not list:
+        return None
+    for item in raw:
+        if type(item) is not dict or not item.keys() <= _IDENTITY_KEYS:
+            return None
+        fields: Any = item  # checked by hand below
+        identity_type, value = fields.get("type"), fields.get("value")
+        namespace, verified = fields.get("namespace", ""), fields.get("verified", False)
+        if not (_text(identity_type, 1, 50) and _text(value, 1, 300) and _text(namespace, 0, 100)
+                and type(verified) is bool):
+            return None
+        items.append((identity_type, value, namespace, verified))
+    return items
+
+
+def _plain_extras(mapping: dict[str, Any], fields: frozenset[str]) -> dict[str, Any] | None:
+    extras = {key: value for key, value in mapping.items() if key not in fields}
+    return extras if all(type(value) in _PLAIN for value in extras.values()) else None
+
+
+def _paid_order(props: Any) -> tuple[PaidOrder, dict[str, Any]] | None:
+    """The order and the properties as the contract dumps them (defaults filled in, field order kept)."""
+    order_id, channel, currency = props.get("order_id"), props.get("channel", "unknown"), props.get("currency", "CNY")
+    total, discount, coupon, items = (props.get("total_fen"), props.get("discount_fen", 0), props.get("coupon_code"),
+                                      props.get("items"))
+    extras = _plain_extras(props, _ORDER_FIELDS)
+    if not (extras is not None and _text(order_id, 1, 200) and _text(channel, 1, 50) and type(currency) is str
+            and _fen(total) and _fen(discount) and (coupon is None or _text(coupon, 0, 100))
+            and type(items) is list and 0 < len(items) <= 500):
+        return None
+    lines: list[OrderLine] = []
+    dumped: list[dict[str, Any]] = []
+    for item in items:
+        if type(item) is not dict or not _str_keys(item):
+            return None
+        fields: Any = item  # checked by hand below
+        sku, name, category = fields.get("sku"), fields.get("name", ""), fields.get("category", "uncategorised")
+        quantity, price = fields.get("quantity", 1), fields.get("unit_price_fen")
+        item_extras = _plain_extras(item, _ITEM_FIELDS)
+        if not (item_extras is not None and _text(sku, 1, 200) and _text(name, 0, 300) and _text(category, 0, 100)
+                and type(quantity) is int and 0 < quantity <= 100_000 and _fen(price)):
+            return None
+        lines.append(OrderLine(sku, name, category, quantity, price))
+        dumped.append({"sku": sku, "name": name, "category": category, "quantity": quantity, "unit_price_fen": price,
+                       **item_extras})
+    properties: dict[str, Any] = {"order_id": order_id, "channel": channel, "currency": currency, "total_fen": total,
+                                  "discount_fen": discount, "items": dumped}
+    if coupon is not None:
+        properties["coupon_code"] = coupon
+    properties.update(extras)
+    return PaidOrder(order_id, channel, currency, total, discount, coupon, tuple(lines)), properties
 
