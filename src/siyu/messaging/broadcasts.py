@@ -61,6 +61,8 @@ def _variants(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def variant_of(broadcast_id: int, customer_id: int, variants: list[dict[str, Any]]) -> dict[str, Any]:
     """A stable split: the same customer always lands in the same variant of a broadcast."""
+    if len(variants) == 1:
+        return variants[0]
     digest = hashlib.blake2b(f"{broadcast_id}:{customer_id}".encode(), digest_size=4).digest()
     bucket = int.from_bytes(digest, "big") % 100
     edge = 0

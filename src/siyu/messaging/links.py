@@ -7,10 +7,10 @@ nobody can forge clicks for other messages. `{base}/u/{code}` opts the recipient
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 
-from siyu.messaging.channels.base import hmac_hex
 from siyu.messaging.errors import LinkNotFound
 
 URL_PATTERN = re.compile(r"https?://[^\s<>\"'，。！？、；：）】》]+")
@@ -18,7 +18,8 @@ _SIG_LENGTH = 12
 
 
 def _sig(secret: str, message: str) -> str:
-    return hmac_hex(secret, message.encode())[:_SIG_LENGTH]
+    """A keyed BLAKE2b MAC: as strong as HMAC here and several times cheaper per message."""
+    return hashlib.blake2b(message.encode(), key=secret.encode()[:64], digest_size=_SIG_LENGTH // 2).hexdigest()
 
 
 def link_code(secret: str, outbox_id: int, index: int) -> str:

@@ -8,7 +8,9 @@ only if the messages do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,10 +61,10 @@ class PreparedTemplate:
     compiled: CompiledTemplate
     variables: tuple[str, ...]
     topic: str = ""
+    personal: bool = field(init=False)  # uses the customer's data
 
-    @property
-    def personal(self) -> bool:
-        return any(v == "customer" or v.startswith("customer.") for v in self.variables)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "personal", any(v == "customer" or v.startswith("customer.") for v in self.variables))
 
 
 @dataclass(slots=True)
@@ -92,11 +94,30 @@ def channel_settings(session: Session, workspace_id: int, channel: str) -> Chann
     return settings
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """A batch allocates some hundred thousand short-lived containers that reference counting frees;
+    the cyclic collector would walk them again and again for nothing (a third of a fill's time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPolicy, sender: Sender,
                    drafts: Sequence[Draft], *, mode: Mode = "reserve", fail_on_render: bool = True) -> list[Written]:
     """Decide, personalise and write `drafts`; with mode="preview" only decide (nothing is written)."""
     if not drafts:
         return []
+    with cyclic_gc_paused():
+        return _write_messages(session, ctx, policy, sender, drafts, mode, fail_on_render)
+
+
+def _write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPolicy, sender: Sender,
+                    drafts: Sequence[Draft], mode: Mode, fail_on_render: bool) -> list[Written]:
     customer_ids = [d.customer_id for d in drafts]
     address_type = adapter_class(sender.channel).address_type
     addresses: dict[int, str] = {}
@@ -119,6 +140,8 @@ def write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPolic
     now = clock.now()
     refunds: list[usage.UsageKey] = []
     one_time: list[tuple[int, int, str]] = []
+    stamps: dict[datetime, Any] = {}  # a broadcast's rows share a few due times: convert each once
+    created = bulk.ts(now)
     for outbox_id, draft, decision in zip(ids, drafts, decisions, strict=True):
         state, reason, detail = STATE_OF[decision.outcome], decision.rule, None
         content: dict[str, Any] = {}
@@ -136,13 +159,20 @@ def write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPolic
         rows.append((outbox_id, ctx.id, draft.customer_id, sender.channel, sender.purpose, draft.idempotency_key,
                      sender.source, draft.template.template_id, sender.broadcast_id, draft.variant, sender.staff_id,
                      addresses.get(draft.customer_id), bulk.json(content), bulk.flag(sender.droppable), state, reason,
-                     detail, bulk.ts(decision.due_at), bulk.json(decision.reservations), 0, 0, bulk.ts(now)))
+                     detail, _stamp(bulk, stamps, decision.due_at), bulk.json(decision.reservations), 0, 0, created))
         written.append(Written(outbox_id, decision, state))
     _apply_one_time(session, ctx, sender.channel, one_time, written, rows, refunds)
     if refunds:
         usage.refund(session, ctx.id, refunds)
     bulk.insert("outbox", OUTBOX_COLUMNS, rows, conflict="(workspace_id, idempotency_key) DO NOTHING")
     return written
+
+
+def _stamp(bulk: Bulk, stamps: dict[datetime, Any], at: datetime) -> Any:
+    stamp = stamps.get(at)
+    if stamp is None:
+        stamp = stamps[at] = bulk.ts(at)
+    return stamp
 
 
 def _apply_one_time(session: Session, ctx: WorkspaceContext, channel: str, wanted: list[tuple[int, int, str]],
@@ -183,7 +213,10 @@ class _Renderer:
         if personal:
             from siyu.customers.service import contact_profiles
 
-            self.profiles = {row.id: row for row in contact_profiles(session, ctx.id, personal)}
+            templates = {id(d.template): d.template for d in drafts}.values()
+            attributes = any(_uses_attributes(t.variables) for t in templates)
+            self.profiles = {row.id: row for row in contact_profiles(session, ctx.id, personal,
+                                                                     with_attributes=attributes)}
         self._static: dict[int, dict[str, Any]] = {}
 
     def render(self, outbox_id: int, draft: Draft) -> dict[str, Any]:
@@ -222,6 +255,12 @@ class _Renderer:
             link["url"] = short(links.index(link["url"]))
         if links:
             content["links"] = links
+
+
+def _uses_attributes(variables: tuple[str, ...]) -> bool:
+    """Whether a template reads customer attributes (the tier is one); a bare `customer` may too."""
+    fields = [v for v in variables if v.startswith("customer.")]
+    return "customer" in variables and (not fields or bool({"customer.attributes", "customer.tier"} & set(fields)))
 
 
 def request_dispatch(session: Session, *, due_at: datetime | None = None, lanes: int = 1) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -39,11 +39,12 @@ from siyu.messaging.calendar import cap_multiplier, next_allowed, period_start
 from siyu.messaging.models import ContactPreference, OneTimeConsent, OutboxMessage
 from siyu.messaging.quotas import QuotaRule, active_quotas
 from siyu.messaging.settings import PolicySettings, load_policy
+from siyu.messaging.sql import one_of
 from siyu.messaging.usage import UsageKey
 
 Mode = Literal["preview", "reserve", "verify"]
 Outcome = Literal["send", "defer", "suppress"]
-CHUNK = 2000
+CHUNK = 10_000
 SPECIFICITY = {("exact", "exact"): 3, ("exact", "*"): 2, ("*", "exact"): 1, ("*", "*"): 0}
 
 
@@ -59,6 +60,16 @@ class Candidate:
     topic: str = ""
     outbox_id: int | None = None
     reservations: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One unit of inventory a send takes: its counter, the limit, the rule that refuses it."""
+
+    key: UsageKey
+    limit: int
+    rule: str
+    reservation: list[str]  # as stored on the outbox row
 
 
 @dataclass(slots=True)
@@ -84,6 +95,9 @@ class ContactPolicy:
         self.settings = settings
         self.quotas = quotas
         self._one_time = frozenset(settings.one_time_consent_channels)
+        self._require_opt_in = frozenset(settings.require_opt_in)
+        self._timing_memo: dict[tuple[datetime, str], tuple[datetime, str | None]] = {}
+        self._limits_memo: dict[tuple[datetime, str, str], list[tuple[str, str, date, str, int, str]]] = {}
 
     @classmethod
     def load(cls, session: Session, workspace_id: int, timezone: str) -> ContactPolicy:
@@ -105,13 +119,23 @@ class ContactPolicy:
             if rule is not None:
                 decisions.append(Decision("suppress", candidate.due_at, rule))
                 continue
-            due_at, timing = next_allowed(candidate.due_at, candidate.purpose, self.settings, self.tz)
+            due_at, timing = self._next_allowed(candidate.due_at, candidate.purpose)
             if timing is not None and candidate.droppable:
                 decisions.append(Decision("suppress", candidate.due_at, timing))
                 continue
             decisions.append(Decision("defer" if timing else "send", due_at, timing))
         self._inventory(session, candidates, decisions, mode)
         return decisions
+
+    def _next_allowed(self, due_at: datetime, purpose: str) -> tuple[datetime, str | None]:
+        """Quiet hours and calendar windows, remembered per send time (a batch shares a few)."""
+        memo_key = (due_at, purpose)
+        found = self._timing_memo.get(memo_key)
+        if found is None:
+            if len(self._timing_memo) > 10_000:
+                self._timing_memo.clear()
+            found = self._timing_memo[memo_key] = next_allowed(due_at, purpose, self.settings, self.tz)
+        return found
 
     def _gate(self, candidate: Candidate, preferences: tuple[tuple[str, str, str], ...] | list[tuple[str, str, str]],
               fatigued: dict[int, datetime]) -> str | None:
@@ -128,8 +152,9 @@ class ContactPolicy:
                 decisive = (rank, status)
         if decisive is not None and decisive[1] == "opted_out":
             return "opted_out"
-        needs = {f"{candidate.channel}:{candidate.purpose}", f"*:{candidate.purpose}"}
-        if needs & set(self.settings.require_opt_in) and (decisive is None or decisive[1] != "opted_in"):
+        if self._require_opt_in and (decisive is None or decisive[1] != "opted_in") and (
+                f"{candidate.channel}:{candidate.purpose}" in self._require_opt_in
+                or f"*:{candidate.purpose}" in self._require_opt_in):
             return "no_consent"
         if candidate.purpose == "marketing":
             if in_holdout(self.settings, self.workspace_id, candidate.customer_id):
@@ -150,29 +175,46 @@ class ContactPolicy:
         return None
 
     # -- inventory ------------------------------------------------------------------------------
-    def limits_for(self, candidate: Candidate, due_at: datetime) -> dict[UsageKey, tuple[int, str]]:
-        """Every inventory unit a send at `due_at` takes: key → (limit, rule)."""
+    def limits_for(self, candidate: Candidate, due_at: datetime) -> list[Limit]:
+        """Every inventory unit a send at `due_at` takes."""
+        subject = str(candidate.customer_id)
+        limits = []
+        for key, scope, period, period_iso, limit, rule in self._limits_at(due_at, candidate.channel,
+                                                                            candidate.purpose):
+            who = subject if scope == "customer" else ("*" if scope == "workspace" else candidate.staff_id)
+            if who is not None:
+                limits.append(Limit((key, who, period), limit, rule, [key, who, period_iso]))
+        return limits
+
+    def _limits_at(self, due_at: datetime, channel: str, purpose: str) -> list[tuple[str, str, date, str, int, str]]:
+        """The caps and quotas of a send time, channel and purpose (remembered: a broadcast asks for the
+        same few send times a million times): (key, scope, period start, as text, limit, rule)."""
+        memo_key = (due_at, channel, purpose)
+        found = self._limits_memo.get(memo_key)
+        if found is not None:
+            return found
         local = due_at.astimezone(self.tz)
         day = local.date()
-        wanted: dict[UsageKey, tuple[int, str]] = {}
-        multiplier = cap_multiplier(local, self.settings, candidate.purpose)
-        subject = str(candidate.customer_id)
+        multiplier = cap_multiplier(local, self.settings, purpose)
+        found = []
         for cap in self.settings.frequency_caps:
-            if cap.purpose == candidate.purpose and cap.channel in ("*", candidate.channel):
-                wanted[(cap.key, subject, period_start(day, cap.period))] = (
-                    cap.max * multiplier, f"frequency_cap:{cap.purpose}:{cap.channel}:{cap.period}")
+            if cap.purpose == purpose and cap.channel in ("*", channel):
+                start = period_start(day, cap.period)
+                found.append((cap.key, "customer", start, start.isoformat(), cap.max * multiplier,
+                              f"frequency_cap:{cap.purpose}:{cap.channel}:{cap.period}"))
         for quota in self.quotas:
-            if quota.channel != candidate.channel or (quota.purposes and candidate.purpose not in quota.purposes):
-                continue
-            who = {"customer": subject, "staff": candidate.staff_id, "workspace": "*"}[quota.scope]
-            if who is not None:
-                wanted[(quota.key, who, period_start(day, quota.period))] = (
-                    quota.max_count, f"platform_quota:{quota.channel}:{quota.name}")
-        return wanted
+            if quota.channel == channel and (not quota.purposes or purpose in quota.purposes):
+                start = period_start(day, quota.period)
+                found.append((quota.key, quota.scope, start, start.isoformat(), quota.max_count,
+                              f"platform_quota:{quota.channel}:{quota.name}"))
+        if len(self._limits_memo) > 10_000:
+            self._limits_memo.clear()
+        self._limits_memo[memo_key] = found
+        return found
 
     def _inventory(self, session: Session, candidates: list[Candidate], decisions: list[Decision], mode: Mode) -> None:
         """Take (or, in preview, count) inventory for every send and deferral, in candidate order."""
-        wanted: list[tuple[int, dict[UsageKey, tuple[int, str]]]] = []
+        asks: list[tuple[int, list[Limit]]] = []
         refunds: list[UsageKey] = []
         for index, (candidate, decision) in enumerate(zip(candidates, decisions, strict=True)):
             if decision.outcome == "suppress":
@@ -180,79 +222,76 @@ class ContactPolicy:
             limits = self.limits_for(candidate, decision.due_at)
             if mode == "verify":
                 held = {usage.as_key(r) for r in candidate.reservations}
-                if held == set(limits):
+                if held == {limit.key for limit in limits}:
                     decision.reservations = candidate.reservations
                     continue
                 refunds.extend(held)
             if limits:
-                wanted.append((index, limits))
+                asks.append((index, limits))
             else:
                 decision.reservations = []
         if mode != "preview" and refunds:
             usage.refund(session, self.workspace_id, refunds)
-        if wanted:
-            self._take(session, wanted, decisions, mode)
+        if asks:
+            self._take(session, asks, decisions, mode)
 
-    def _take(self, session: Session, wanted: list[tuple[int, dict[UsageKey, tuple[int, str]]]],
-              decisions: list[Decision], mode: Mode) -> None:
-        keys = {key for _, limits in wanted for key in limits}
+    def _take(self, session: Session, asks: list[tuple[int, list[Limit]]], decisions: list[Decision],
+              mode: Mode) -> None:
+        """Check every ask against the stored counters plus what earlier asks of the batch took."""
+        keys = {limit.key for _, limits in asks for limit in limits}
         used = usage.read_usage(session, self.workspace_id, {k[1] for k in keys}, {k[2] for k in keys})
-        pending: dict[UsageKey, int] = defaultdict(int)
-        granted: list[tuple[int, dict[UsageKey, tuple[int, str]]]] = []
-        for index, limits in wanted:
-            refused = next((rule for key, (limit, rule) in limits.items()
-                            if used.get(key, 0) + pending[key] + 1 > limit), None)
+        granted: list[tuple[int, list[Limit]]] = []
+        for index, limits in asks:
+            refused = None
+            for limit in limits:
+                if used.get(limit.key, 0) >= limit.limit:
+                    refused = limit.rule
+                    break
             if refused is not None:
                 decisions[index] = Decision("suppress", decisions[index].due_at, refused)
                 continue
-            for key in limits:
-                pending[key] += 1
+            for limit in limits:
+                used[limit.key] = used.get(limit.key, 0) + 1
             granted.append((index, limits))
-        if mode == "preview":
-            return
-        self._write_reservations(session, granted, decisions)
+        if mode != "preview":
+            self._write_reservations(session, granted, decisions)
 
-    def _write_reservations(self, session: Session, granted: list[tuple[int, dict[UsageKey, tuple[int, str]]]],
+    def _write_reservations(self, session: Session, granted: list[tuple[int, list[Limit]]],
                             decisions: list[Decision]) -> None:
         """Conditional increments in rounds (a key appears once per statement). A unit a concurrent
         writer took first makes that message suppressed, and its other units are given back."""
-        remaining = granted
-        taken_by: dict[int, list[UsageKey]] = defaultdict(list)
-        failed: set[int] = set()
-        while remaining:
-            round_keys: dict[UsageKey, int] = {}
-            owners: dict[UsageKey, int] = {}
-            later: list[tuple[int, dict[UsageKey, tuple[int, str]]]] = []
-            for index, limits in remaining:
-                if any(key in round_keys for key in limits):
-                    later.append((index, limits))
+        rounds: list[list[tuple[int, list[Limit]]]] = []
+        seen: dict[UsageKey, int] = {}
+        for index, limits in granted:
+            number = max(seen.get(limit.key, 0) for limit in limits)
+            for limit in limits:
+                seen[limit.key] = seen.get(limit.key, 0) + 1
+            if number == len(rounds):
+                rounds.append([])
+            rounds[number].append((index, limits))
+        give_back: list[UsageKey] = []
+        for asks in rounds:
+            wanted = {limit.key: limit.limit for _, limits in asks for limit in limits}
+            taken = usage.reserve(session, self.workspace_id, wanted)
+            for index, limits in asks:
+                missing = next((limit for limit in limits if limit.key not in taken), None)
+                if missing is None:
+                    decisions[index].reservations = [limit.reservation for limit in limits]
                     continue
-                for key, (limit, _) in limits.items():
-                    round_keys[key] = limit
-                    owners[key] = index
-            taken = usage.reserve(session, self.workspace_id, round_keys)
-            for key, index in owners.items():
-                if key in taken:
-                    taken_by[index].append(key)
-                elif index not in failed:
-                    failed.add(index)
-                    decisions[index] = Decision("suppress", decisions[index].due_at,
-                                                dict(remaining)[index][key][1])
-            remaining = later
-        give_back = [key for index in failed for key in taken_by.pop(index, [])]
+                decisions[index] = Decision("suppress", decisions[index].due_at, missing.rule)
+                give_back += [limit.key for limit in limits if limit.key in taken]
         if give_back:
             usage.refund(session, self.workspace_id, give_back)
-        for index, keys in taken_by.items():
-            decisions[index].reservations = [usage.as_reservation(k) for k in sorted(keys)]
 
     # -- facts, set-wise ------------------------------------------------------------------------
     def _preferences(self, session: Session, customers: list[int]) -> dict[int, list[tuple[str, str, str]]]:
         found: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
         for start in range(0, len(customers), CHUNK):
+            chunk = customers[start:start + CHUNK]
             rows = session.execute(select(ContactPreference.customer_id, ContactPreference.channel,
                                           ContactPreference.purpose, ContactPreference.status)
                                    .where(ContactPreference.workspace_id == self.workspace_id,
-                                          ContactPreference.customer_id.in_(customers[start:start + CHUNK])))
+                                          one_of(session, ContactPreference.customer_id, chunk)))
             for customer_id, channel, purpose, status in rows:
                 found[customer_id].append((channel, purpose, status))
         return found
@@ -269,7 +308,7 @@ class ContactPolicy:
                              func.row_number().over(partition_by=OutboxMessage.customer_id,
                                                     order_by=OutboxMessage.id.desc()).label("rn"))
                       .where(OutboxMessage.workspace_id == self.workspace_id,
-                             OutboxMessage.customer_id.in_(unique[start:start + CHUNK]),
+                             one_of(session, OutboxMessage.customer_id, unique[start:start + CHUNK]),
                              OutboxMessage.purpose == "marketing",
                              OutboxMessage.state.in_(("sent", "delivered")))
                       .subquery())
@@ -290,7 +329,7 @@ class ContactPolicy:
         for start in range(0, len(wanted), CHUNK):
             rows = session.execute(select(OneTimeConsent.customer_id, OneTimeConsent.channel, OneTimeConsent.topic)
                                    .where(OneTimeConsent.workspace_id == self.workspace_id,
-                                          OneTimeConsent.customer_id.in_(wanted[start:start + CHUNK]),
+                                          one_of(session, OneTimeConsent.customer_id, wanted[start:start + CHUNK]),
                                           OneTimeConsent.outbox_id.is_(None)))
             for customer_id, channel, topic in rows:
                 available[(customer_id, channel, topic)] += 1

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from siyu.db.base import table_of
 from siyu.messaging.models import ContactUsage
+from siyu.messaging.sql import one_of
 
 UsageKey = tuple[str, str, date]  # limit_key, subject, period_start
-CHUNK = 2000
+CHUNK = 10_000
 
 
 def as_key(reservation: Sequence[str]) -> UsageKey:
@@ -39,32 +40,40 @@ def read_usage(session: Session, workspace_id: int, subjects: Iterable[str], per
         rows = session.execute(select(ContactUsage.limit_key, ContactUsage.subject, ContactUsage.period_start,
                                       ContactUsage.used)
                                .where(ContactUsage.workspace_id == workspace_id,
-                                      ContactUsage.subject.in_(subject_list[start:start + CHUNK]),
+                                      one_of(session, ContactUsage.subject, subject_list[start:start + CHUNK]),
                                       ContactUsage.period_start.in_(period_list)))
         found.update({(key, subject, period): used for key, subject, period, used in rows})
     return found
 
 
 def reserve(session: Session, workspace_id: int, wanted: dict[UsageKey, int]) -> set[UsageKey]:
-    """Take one unit of each key, unless that passes its limit (`wanted` maps key → limit).
-    Returns the keys taken. One statement per distinct limit; concurrent writers serialise on the row."""
+    """Take one unit of each key unless that passes its limit (`wanted` maps key → limit); returns the
+    keys taken. The increment carries the condition, so concurrent writers never pass a limit: on
+    PostgreSQL one statement per distinct limit reports what it took; on SQLite the transaction holds
+    the database's write lock from BEGIN IMMEDIATE, so the counts the caller checked are still exact."""
     by_limit: dict[int, list[UsageKey]] = defaultdict(list)
     for key, limit in wanted.items():
         if limit >= 1:
             by_limit[limit].append(key)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    connection = session.connection()
     taken: set[UsageKey] = set()
     for limit, keys in by_limit.items():
-        values = insert(ContactUsage).values(workspace_id=workspace_id, subject=bindparam("s"),
-                                             limit_key=bindparam("k"), period_start=bindparam("p"), used=1)
-        stmt = values.on_conflict_do_update(
-            index_elements=["workspace_id", "subject", "limit_key", "period_start"],
-            set_={"used": ContactUsage.used + 1}, where=ContactUsage.used < limit,
-        ).returning(ContactUsage.limit_key, ContactUsage.subject, ContactUsage.period_start)
-        for start in range(0, len(keys), CHUNK):
-            params = [{"k": k, "s": s, "p": p} for k, s, p in keys[start:start + CHUNK]]
-            for row in session.execute(stmt, params):
-                taken.add((row[0], row[1], row[2]))
+        if connection.dialect.name == "postgresql":
+            rows = connection.exec_driver_sql(
+                "INSERT INTO contact_usage (workspace_id, subject, limit_key, period_start, used) "
+                "SELECT %s, s, k, p, 1 FROM unnest(%s::text[], %s::text[], %s::date[]) AS t(s, k, p) "
+                "ON CONFLICT (workspace_id, subject, limit_key, period_start) "
+                "DO UPDATE SET used = contact_usage.used + 1 WHERE contact_usage.used < %s "
+                "RETURNING limit_key, subject, period_start",
+                (workspace_id, [k[1] for k in keys], [k[0] for k in keys], [k[2] for k in keys], limit))
+            taken.update((k, s, p) for k, s, p in rows)
+        else:
+            connection.exec_driver_sql(
+                "INSERT INTO contact_usage (workspace_id, subject, limit_key, period_start, used) "
+                "VALUES (?, ?, ?, ?, 1) ON CONFLICT (workspace_id, subject, limit_key, period_start) "
+                "DO UPDATE SET used = used + 1 WHERE used < ?",
+                [(workspace_id, s, k, p.isoformat(), limit) for k, s, p in keys])
+            taken.update(keys)
     return taken
 
 
