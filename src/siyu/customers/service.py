@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.audit.service import record_audit
@@ -405,13 +405,16 @@ def live_customer_ids(workspace_id: int) -> Select[tuple[int]]:
     return select(Customer.id).where(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
 
 
-def contact_profiles(session: Session, workspace_id: int, customer_ids: list[int]) -> list[Any]:
-    """Rows (id, name, gender, city, province, birthday, attributes) for personalising messages."""
+def contact_profiles(session: Session, workspace_id: int, customer_ids: list[int], *,
+                     with_attributes: bool = True) -> list[Any]:
+    """Rows (id, name, gender, city, province, birthday, attributes) for personalising messages;
+    without attributes (None) when the message does not use them, which saves decoding them."""
+    attributes = Customer.attributes if with_attributes else literal(None).label("attributes")
     rows: list[Any] = []
     unique = sorted(set(customer_ids))
     for start in range(0, len(unique), 5000):
         rows.extend(session.execute(select(Customer.id, Customer.name, Customer.gender, Customer.city,
-                                           Customer.province, Customer.birthday, Customer.attributes)
+                                           Customer.province, Customer.birthday, attributes)
                                     .where(Customer.workspace_id == workspace_id,
                                            Customer.id.in_(unique[start:start + 5000]))))
     return rows
