@@ -89,8 +89,8 @@ def test_the_chinese_catalogue_translates_every_console_message() -> None:
 def test_navigation_shows_only_sections_whose_page_exists(console: Console) -> None:
     html = console.get("/customers").text
     nav = html[html.index('<nav class="nav"'):html.index("</nav>")]
-    assert re.findall(r'href="([^"]+)"', nav) == ["/", "/customers", "/identity-links", "/journeys", "/staff-tasks",
-                                                  "/jobs"]
+    assert re.findall(r'href="([^"]+)"', nav) == ["/", "/customers", "/identity-links", "/loyalty", "/coupons",
+                                                  "/journeys", "/staff-tasks", "/jobs"]
     assert 'href="/customers" class="active" aria-current="page"' in nav
     assert ">标签<" not in nav
 
@@ -99,8 +99,8 @@ def test_a_domain_page_appears_in_the_navigation_once_its_route_exists(app: Any,
     app.add_api_route("/segments", lambda: HTMLResponse("segments"), name="segments")
     html = console.get("/").text
     nav = html[html.index('<nav class="nav"'):html.index("</nav>")]
-    assert re.findall(r'href="([^"]+)"', nav) == ["/", "/customers", "/identity-links", "/segments", "/journeys",
-                                                  "/staff-tasks", "/jobs"]
+    assert re.findall(r'href="([^"]+)"', nav) == ["/", "/customers", "/identity-links", "/segments", "/loyalty",
+                                                  "/coupons", "/journeys", "/staff-tasks", "/jobs"]
     assert "<span>分群</span>" in nav
 
 

@@ -21,6 +21,7 @@ from siyu.loyalty.service.members import (
     member_ledger,
     member_summary,
     tier_history,
+    tier_member_counts,
 )
 from siyu.loyalty.service.merge import merge_members
 from siyu.loyalty.service.points import (
@@ -44,5 +45,5 @@ __all__ = [
     "leave_programme", "list_members", "member_ledger", "member_summary", "merge_members", "process_events",
     "redeem_points", "redeem_points_for_coupon", "release_pending_points", "review_due_tiers", "review_tiers",
     "run_benefits_chunk",
-    "set_tiers", "start_benefit_run", "tier_history",
+    "set_tiers", "start_benefit_run", "tier_history", "tier_member_counts",
 ]

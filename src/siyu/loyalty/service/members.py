@@ -189,6 +189,11 @@ def list_members(session: Session, workspace_id: int, *, tier_id: int | None = N
                                    limit=max(1, min(limit, 200)))
 
 
+def tier_member_counts(session: Session, workspace_id: int) -> dict[int, int]:
+    """Active members per tier id."""
+    return repository.count_members_by_tier(session, workspace_id)
+
+
 def member_ledger(session: Session, workspace_id: int, customer_id: int, *, cursor: str | None = None,
                   limit: int = 50) -> tuple[list[PointsEntry], str | None]:
     member = get_member(session, workspace_id, customer_id)
