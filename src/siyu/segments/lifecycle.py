@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import ColumnElement, and_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Float, and_, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from siyu.db.base import UTCDateTime, table_of
@@ -80,46 +80,71 @@ def save_lifecycle_settings(session: Session, ctx: WorkspaceContext, values: dic
     return settings
 
 
-def stage_expression(settings: LifecycleSettings, dialect: str, now: datetime) -> ColumnElement[str]:
-    """The stage of a row of customers ⟕ rollups ⟕ customer_lifecycle at `now`."""
+def stage_expression(settings: LifecycleSettings, dialect: str) -> ColumnElement[str]:
+    """The stage of a row of customers ⟕ rollups ⟕ customer_lifecycle, at the bound `lc_now*` times."""
     count = func.coalesce(rollups.c.orders_count, 0)
     last_s = epoch_seconds(dialect, rollups.c.last_order_at)
     first_s = epoch_seconds(dialect, rollups.c.first_order_at)
     average_gap = case((count >= 2, (last_s - first_s) / (count - 1)), else_=settings.default_cycle_days * DAY)
     low, high = settings.min_cycle_days * DAY, settings.max_cycle_days * DAY
     cycle = case((average_gap < low, low), (average_gap > high, high), else_=average_gap)
-    idle = literal(now.timestamp()) - last_s
-    returned_since = literal(now - timedelta(days=settings.returned_days), UTCDateTime())
-    new_since = literal(now - timedelta(days=settings.new_days), UTCDateTime())
+    idle = bindparam("lc_now_s", type_=Float()) - last_s
+    returned_since = bindparam("lc_returned_since", type_=UTCDateTime())
     return case(
         (count == 0, "prospect"),
         (idle >= cycle * settings.lost_factor, "lost"),
         (idle >= cycle * settings.sleeping_factor, "sleeping"),
         (lifecycle.c.stage.in_(("sleeping", "lost")), "returned"),
         (and_(lifecycle.c.stage == "returned", lifecycle.c.since >= returned_since), "returned"),
-        (rollups.c.first_order_at >= new_since, "new"),
+        (rollups.c.first_order_at >= bindparam("lc_new_since", type_=UTCDateTime()), "new"),
         else_="active",
     )
+
+
+_statements: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _stage_statements(settings: LifecycleSettings, dialect: str, workspace_id: int, scoped: bool) -> tuple[Any, Any]:
+    """(insert the first stage of unstaged customers, select the customers whose stage changed) — built
+    once per settings; times and customers are bound at execution."""
+    key = (dialect, workspace_id, scoped, tuple(sorted(settings.model_dump().items())))
+    cached = _statements.get(key)
+    if cached is not None:
+        return cached
+    stage = stage_expression(settings, dialect)
+    joined = (customers.outerjoin(rollups, rollups.c.customer_id == customers.c.id)
+              .outerjoin(lifecycle, lifecycle.c.customer_id == customers.c.id))
+    scope = [customers.c.workspace_id == workspace_id, customers.c.merged_into_id.is_(None)]
+    if scoped:
+        scope.append(customers.c.id.in_(bindparam("lc_scope", expanding=True)))
+    first_seen = (select(customers.c.id, literal(workspace_id), stage, bindparam("lc_now", type_=UTCDateTime()),
+                         literal(1))
+                  .select_from(joined).where(*scope, lifecycle.c.customer_id.is_(None)))
+    insert_first = insert(lifecycle).from_select(["customer_id", "workspace_id", "stage", "since", "version"],
+                                                 first_seen)
+    changed = (select(customers.c.id, lifecycle.c.stage, stage, lifecycle.c.version).select_from(joined)
+               .where(*scope, lifecycle.c.customer_id.is_not(None), lifecycle.c.stage != stage)
+               .order_by(customers.c.id))
+    if len(_statements) > 256:
+        _statements.clear()
+    _statements[key] = (insert_first, changed)
+    return insert_first, changed
 
 
 def update_lifecycle(session: Session, ctx: WorkspaceContext, now: datetime | None = None,
                      customer_ids: list[int] | None = None) -> dict[str, int]:
     """Recompute stages (of everyone, or of `customer_ids`); returns how many moved to each stage."""
     now = now or clock.now()
-    stage = stage_expression(lifecycle_settings(ctx), session.get_bind().dialect.name, now)
-    joined = (customers.outerjoin(rollups, rollups.c.customer_id == customers.c.id)
-              .outerjoin(lifecycle, lifecycle.c.customer_id == customers.c.id))
-    scope = [customers.c.workspace_id == ctx.id, customers.c.merged_into_id.is_(None)]
+    settings = lifecycle_settings(ctx)
+    insert_first, select_changed = _stage_statements(settings, session.get_bind().dialect.name, ctx.id,
+                                                     customer_ids is not None)
+    params: dict[str, Any] = {"lc_now": now, "lc_now_s": now.timestamp(),
+                              "lc_returned_since": now - timedelta(days=settings.returned_days),
+                              "lc_new_since": now - timedelta(days=settings.new_days)}
     if customer_ids is not None:
-        scope.append(customers.c.id.in_(customer_ids))
-    first_seen = (select(customers.c.id, literal(ctx.id), stage, literal(now, UTCDateTime()), literal(1))
-                  .select_from(joined).where(*scope, lifecycle.c.customer_id.is_(None)))
-    session.execute(insert(lifecycle).from_select(
-        ["customer_id", "workspace_id", "stage", "since", "version"], first_seen))
-    changed = session.execute(select(customers.c.id, lifecycle.c.stage, stage, lifecycle.c.version)
-                              .select_from(joined)
-                              .where(*scope, lifecycle.c.customer_id.is_not(None), lifecycle.c.stage != stage)
-                              .order_by(customers.c.id)).all()
+        params["lc_scope"] = customer_ids
+    session.execute(insert_first, params)
+    changed = session.execute(select_changed, params).all()
     moved: dict[str, int] = {}
     if not changed:
         return moved

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, cast, func, literal, null, select, union_all, update
+from sqlalchemy import BigInteger, Text, bindparam, cast, func, literal, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from siyu.db.base import table_of
 from siyu.events.service import SystemEvent, record_system_events
 from siyu.jobs.service import publish
 from siyu.kit import clock
+from siyu.kit.clock import ensure_utc
 from siyu.kit.timefmt import local
 from siyu.rules.compiler import SCOPE, CompiledRule, compile_rule, customers, evaluation_select
 from siyu.rules.references import NodeKey, dependency_order, referenced
@@ -83,25 +84,26 @@ CACHE_LIMIT = 4096
 
 
 def load_targets(session: Session, workspace_id: int) -> list[Target]:
-    """Every auto tag and dynamic segment of the workspace, with its parsed rule."""
-    rows = list(session.execute(select(literal("tag"), Tag.id, Tag.name, Tag.rule, Tag.rule_version,
-                                       Tag.refresh_minutes, Tag.last_refreshed_at)
-                                .where(Tag.workspace_id == workspace_id, Tag.kind == AUTO, Tag.rule.is_not(None))))
-    rows += session.execute(select(literal("segment"), Segment.id, Segment.name, Segment.rule, Segment.rule_version,
-                                   Segment.refresh_minutes, Segment.last_refreshed_at)
-                            .where(Segment.workspace_id == workspace_id, Segment.kind == DYNAMIC,
-                                   Segment.rule.is_not(None)))
+    """Every auto tag and dynamic segment of the workspace, with its parsed rule. Rules are read as
+    text and parsed once per distinct text (ids and versions alone can repeat: a recreated workspace)."""
+    tags_part = select(literal("tag"), Tag.id, Tag.name, cast(Tag.rule, Text), Tag.rule_version, Tag.refresh_minutes,
+                       Tag.last_refreshed_at).where(Tag.workspace_id == workspace_id, Tag.kind == AUTO,
+                                                    Tag.rule.is_not(None))
+    segments_part = select(literal("segment"), Segment.id, Segment.name, cast(Segment.rule, Text),
+                           Segment.rule_version, Segment.refresh_minutes, Segment.last_refreshed_at).where(
+        Segment.workspace_id == workspace_id, Segment.kind == DYNAMIC, Segment.rule.is_not(None))
     targets = []
-    for kind, target_id, name, raw, version, minutes, refreshed in rows:
-        # Keyed by the rule's own text: ids and versions alone can repeat (a recreated workspace).
-        fingerprint = hashlib.blake2b(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+    for kind, target_id, name, raw, version, minutes, refreshed in session.execute(union_all(tags_part,
+                                                                                             segments_part)):
+        fingerprint = hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
         rule = _parsed.get(fingerprint)
         if rule is None:
             if len(_parsed) > CACHE_LIMIT:
                 _parsed.clear()
-            rule = _parsed[fingerprint] = parse_rule(raw)
-        targets.append(Target(kind, target_id, name, rule, version, minutes, refreshed, fingerprint))
-    return targets
+            rule = _parsed[fingerprint] = parse_rule(orjson.loads(raw))
+        targets.append(Target(kind, target_id, name, rule, version, minutes, ensure_utc(refreshed) if refreshed
+                              else None, fingerprint))
+    return sorted(targets, key=lambda t: t.key)
 
 
 def target_levels(targets: list[Target]) -> list[list[Target]]:
@@ -156,12 +158,11 @@ def refresh_target(session: Session, ctx: WorkspaceContext, target: Target, now:
         else:
             exited.append((int(customer_id), membership_id))
     if target.kind == "segment":
-        entered_n, exited_n = write_segment_changes(session, ctx, target.id, target.name, sorted(entered),
-                                                    exited, now)
+        entered_n, exited_n = write_segment_changes(
+            session, ctx, [SegmentChange(target.id, target.name, sorted(entered), exited)], now)
     else:
-        tag = tags.get_tag(session, ctx.id, target.id)
-        added, removed = tags.apply_rule_changes(session, ctx, tag, sorted(entered), sorted(c for c, _ in exited), now)
-        entered_n, exited_n = len(added), len(removed)
+        entered_n, exited_n = tags.apply_rule_changes(
+            session, ctx, [tags.RuleChange(target.id, target.name, sorted(entered), sorted(c for c, _ in exited))], now)
     ms = int((time.perf_counter() - started) * 1000)
     size = _record_refreshed(session, ctx, target, now, ms)
     return RefreshOutcome(target.key, entered_n, exited_n, size, ms)
@@ -199,54 +200,88 @@ def record_failure(session: Session, kind: str, target_id: int, error: BaseExcep
 
 # -- writing segment changes ---------------------------------------------------------------------
 
-def write_segment_changes(session: Session, ctx: WorkspaceContext, segment_id: int, segment_name: str,
-                          entered: list[int], exited: list[tuple[int, int | None]], now: datetime
+@dataclass
+class SegmentChange:
+    """Who enters a segment, and who leaves it (with their open stay's id when known)."""
+
+    segment_id: int
+    segment_name: str
+    entered: list[int]
+    exited: list[tuple[int, int | None]]
+
+
+def write_segment_changes(session: Session, ctx: WorkspaceContext, changes: list[SegmentChange], now: datetime
                           ) -> tuple[int, int]:
-    """Open stays for `entered`, close the open stays of `exited`; record and publish both.
-    A concurrent refresh that got there first makes these writes no-ops, not duplicates."""
+    """Open stays for who entered, close the open stays of who left — for any number of segments in a
+    handful of statements — then record and publish both. A concurrent refresh that got there first
+    makes these writes no-ops, not duplicates. Returns (stays opened, stays closed)."""
     insert_fn = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-    opened: list[tuple[int, int]] = []
-    for start in range(0, len(entered), CHUNK * 4):
-        rows = [{"workspace_id": ctx.id, "segment_id": segment_id, "customer_id": cid, "entered_at": now,
-                 "exited_at": None} for cid in entered[start:start + CHUNK * 4]]
+    entering = [{"workspace_id": ctx.id, "segment_id": c.segment_id, "customer_id": cid, "entered_at": now,
+                 "exited_at": None} for c in changes for cid in c.entered]
+    opened: list[tuple[int, int, int]] = []  # (stay id, segment id, customer id)
+    for start in range(0, len(entering), CHUNK * 4):
         stmt = (insert_fn(memberships)
                 .on_conflict_do_nothing(index_elements=["segment_id", "customer_id"],
                                         index_where=memberships.c.exited_at.is_(None))
-                .returning(memberships.c.id, memberships.c.customer_id))
-        opened.extend((int(mid), int(cid)) for mid, cid in session.execute(stmt, rows))
-    closed: list[tuple[int, int]] = []
-    by_customer = [cid for cid, mid in exited if mid is None]
-    by_id = [mid for _, mid in exited if mid is not None]
-    for start in range(0, max(len(by_id), len(by_customer)), CHUNK):
-        for column, chunk in ((memberships.c.id, by_id[start:start + CHUNK]),
-                              (memberships.c.customer_id, by_customer[start:start + CHUNK])):
-            if chunk:
-                closed.extend((int(mid), int(cid)) for mid, cid in session.execute(
-                    update(memberships).where(memberships.c.segment_id == segment_id, column.in_(chunk),
-                                              memberships.c.exited_at.is_(None))
-                    .values(exited_at=now).returning(memberships.c.id, memberships.c.customer_id)))
-    if opened or closed:
-        session.execute(update(Segment).where(Segment.id == segment_id)
-                        .values(size=Segment.size + len(opened) - len(closed)))
-    _announce(session, ctx, segment_id, segment_name, "segment_entered", "enter", opened, now)
-    _announce(session, ctx, segment_id, segment_name, "segment_exited", "exit", closed, now)
+                .returning(memberships.c.id, memberships.c.segment_id, memberships.c.customer_id))
+        opened.extend(_stay(row) for row in session.execute(stmt, entering[start:start + CHUNK * 4]))
+    closing = [mid for c in changes for _, mid in c.exited if mid is not None]
+    closed: list[tuple[int, int, int]] = []
+    returning = (memberships.c.id, memberships.c.segment_id, memberships.c.customer_id)
+    for start in range(0, len(closing), CHUNK):
+        closed.extend(_stay(row) for row in session.execute(
+            update(memberships).where(memberships.c.id.in_(closing[start:start + CHUNK]),
+                                      memberships.c.exited_at.is_(None)).values(exited_at=now).returning(*returning)))
+    for change in changes:  # stays whose id the caller did not know
+        unknown = [cid for cid, mid in change.exited if mid is None]
+        for start in range(0, len(unknown), CHUNK):
+            closed.extend(_stay(row) for row in session.execute(
+                update(memberships).where(memberships.c.segment_id == change.segment_id,
+                                          memberships.c.customer_id.in_(unknown[start:start + CHUNK]),
+                                          memberships.c.exited_at.is_(None)).values(exited_at=now)
+                .returning(*returning)))
+    deltas: dict[int, int] = defaultdict(int)
+    for _, segment_id, _ in opened:
+        deltas[segment_id] += 1
+    for _, segment_id, _ in closed:
+        deltas[segment_id] -= 1
+    if deltas:
+        segments = table_of(Segment)
+        session.execute(update(segments).where(segments.c.id == bindparam("sid"))
+                        .values(size=segments.c.size + bindparam("delta")),
+                        [{"sid": sid, "delta": d} for sid, d in sorted(deltas.items()) if d])
+    names = {c.segment_id: c.segment_name for c in changes}
+    _announce(session, ctx, names, "segment_entered", "enter", opened, now)
+    _announce(session, ctx, names, "segment_exited", "exit", closed, now)
     return len(opened), len(closed)
 
 
-def _announce(session: Session, ctx: WorkspaceContext, segment_id: int, segment_name: str, event_type: str,
-              verb: str, stays: list[tuple[int, int]], now: datetime) -> None:
-    if not stays:
-        return
-    stays = sorted(stays)
-    for start in range(0, len(stays), PUBLISH_CHUNK):
-        chunk = stays[start:start + PUBLISH_CHUNK]
-        event_ids = record_system_events(session, ctx, [
-            SystemEvent(f"seg:{segment_id}:{cid}:{verb}:{mid}", event_type, cid, now,
-                        {"segment_id": segment_id, "segment_name": segment_name, "membership_id": mid})
-            for mid, cid in chunk])
-        publish(session, event_type, {"workspace_id": ctx.id, "segment_id": segment_id, "event_ids": event_ids,
-                                      "customer_ids": sorted({cid for _, cid in chunk})},
-                workspace_id=ctx.id, key=f"seg:{segment_id}:{verb}:{chunk[0][0]}:{chunk[-1][0]}")
+def _stay(row: Any) -> tuple[int, int, int]:
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _announce(session: Session, ctx: WorkspaceContext, names: dict[int, str], event_type: str, verb: str,
+              stays: list[tuple[int, int, int]], now: datetime) -> None:
+    """Timeline events for the stays (one write), then one domain event per segment and chunk."""
+    stays = sorted(stays, key=lambda s: (s[1], s[0]))
+    event_ids: dict[int, int] = {}
+    for start in range(0, len(stays), PUBLISH_CHUNK * 10):
+        chunk = stays[start:start + PUBLISH_CHUNK * 10]
+        rows = record_system_events(session, ctx, [
+            SystemEvent(f"seg:{sid}:{cid}:{verb}:{mid}", event_type, cid, now,
+                        {"segment_id": sid, "segment_name": names[sid], "membership_id": mid})
+            for mid, sid, cid in chunk])
+        event_ids.update(zip((mid for mid, _, _ in chunk), rows, strict=False))
+    by_segment: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for mid, sid, cid in stays:
+        by_segment[sid].append((mid, cid))
+    for sid, entries in by_segment.items():
+        for start in range(0, len(entries), PUBLISH_CHUNK):
+            part = entries[start:start + PUBLISH_CHUNK]
+            publish(session, event_type, {"workspace_id": ctx.id, "segment_id": sid,
+                                          "event_ids": [event_ids[mid] for mid, _ in part if mid in event_ids],
+                                          "customer_ids": sorted(cid for _, cid in part)},
+                    workspace_id=ctx.id, key=f"seg:{sid}:{verb}:{part[0][0]}:{part[-1][0]}")
 
 
 # -- a few customers, every target ---------------------------------------------------------------
@@ -297,18 +332,18 @@ def _reevaluate_chunk(session: Session, ctx: WorkspaceContext, targets: list[Tar
             for target, flag in zip(level, row[1:], strict=True):
                 if flag:
                     holds[target.key].add(int(row[0]))
+        segment_changes: list[SegmentChange] = []
+        tag_changes: list[tags.RuleChange] = []
         for target in level:
             now_in, was_in = holds[target.key], members[target.key]
             entered, left = sorted(now_in - was_in), sorted(was_in - now_in)
-            if not entered and not left:
-                continue
-            if target.kind == "segment":
-                n_in, n_out = write_segment_changes(session, ctx, target.id, target.name, entered,
-                                                    [(cid, stays.get((target.id, cid))) for cid in left], now)
-            else:
-                added, removed = tags.apply_rule_changes(session, ctx, tags.get_tag(session, ctx.id, target.id),
-                                                         entered, left, now)
-                n_in, n_out = len(added), len(removed)
+            if target.kind == "segment" and (entered or left):
+                segment_changes.append(SegmentChange(target.id, target.name, entered,
+                                                     [(cid, stays.get((target.id, cid))) for cid in left]))
+            elif entered or left:
+                tag_changes.append(tags.RuleChange(target.id, target.name, entered, left))
+        for n_in, n_out in (write_segment_changes(session, ctx, segment_changes, now) if segment_changes else (0, 0),
+                            tags.apply_rule_changes(session, ctx, tag_changes, now) if tag_changes else (0, 0)):
             outcome.entered += n_in
             outcome.exited += n_out
 
@@ -320,15 +355,17 @@ def _current_members(session: Session, ctx: WorkspaceContext, targets: list[Targ
     stays: dict[tuple[int, int], int] = {}
     segment_ids = [t.id for t in targets if t.kind == "segment"]
     tag_ids = [t.id for t in targets if t.kind == "tag"]
+    parts = []
     if segment_ids:
-        for mid, segment_id, cid in session.execute(select(memberships.c.id, memberships.c.segment_id,
-                                                           memberships.c.customer_id).where(
-                memberships.c.customer_id.in_(ids), memberships.c.exited_at.is_(None),
-                memberships.c.segment_id.in_(segment_ids))):
-            members[("segment", segment_id)].add(cid)
-            stays[(segment_id, cid)] = mid
+        parts.append(select(literal("segment"), memberships.c.segment_id, memberships.c.customer_id,
+                            memberships.c.id).where(
+            memberships.c.customer_id.in_(ids), memberships.c.exited_at.is_(None),
+            memberships.c.segment_id.in_(segment_ids)))
     if tag_ids:
-        for tag_id, cid in session.execute(select(CustomerTag.tag_id, CustomerTag.customer_id).where(
-                CustomerTag.customer_id.in_(ids), CustomerTag.tag_id.in_(tag_ids))):
-            members[("tag", tag_id)].add(cid)
+        parts.append(select(literal("tag"), CustomerTag.tag_id, CustomerTag.customer_id, cast(null(), BigInteger))
+                     .where(CustomerTag.customer_id.in_(ids), CustomerTag.tag_id.in_(tag_ids)))
+    for kind, target_id, cid, mid in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+        members[(kind, target_id)].add(cid)
+        if mid is not None:
+            stays[(target_id, cid)] = mid
     return members, stays

@@ -250,7 +250,8 @@ def change_static_members(session: Session, ctx: WorkspaceContext, segment_id: i
     now = clock.now()
     entered = sorted(set(to_add) - set(current))
     exited: list[tuple[int, int | None]] = [(cid, current[cid]) for cid in sorted(set(to_remove) & set(current))]
-    added, removed = refresh.write_segment_changes(session, ctx, segment.id, segment.name, entered, exited, now)
+    added, removed = refresh.write_segment_changes(
+        session, ctx, [refresh.SegmentChange(segment.id, segment.name, entered, exited)], now)
     session.refresh(segment)
     refresh.record_size(session, ctx, segment.id, segment.size, now)
     segment.last_refreshed_at = now
@@ -380,7 +381,8 @@ def apply_merge(session: Session, ctx: WorkspaceContext, survivor_id: int, absor
         session.execute(update(Segment).where(Segment.id == segment_id).values(size=Segment.size - 1))
     for segment_id, name in static:
         if not _current_of(session, segment_id, {survivor_id}):
-            refresh.write_segment_changes(session, ctx, segment_id, name, [survivor_id], [], now)
+            refresh.write_segment_changes(session, ctx, [refresh.SegmentChange(segment_id, name, [survivor_id], [])],
+                                          now)
     for model in (CustomerLifecycle, CustomerRfm):
         session.execute(delete(model).where(model.workspace_id == ctx.id, model.customer_id == absorbed_id))
     refresh.reevaluate_customers(session, ctx, [survivor_id], now)
