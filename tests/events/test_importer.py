@@ -102,5 +102,5 @@ def test_unknown_format_and_missing_file_are_clear_errors(clean_engine: Engine, 
         import_file(clean_engine, workspace, tmp_path / "missing.csv", "events")
     other = tmp_path / "events.xlsx"
     other.write_text("x")
-    with pytest.raises(ValidationFailed, match=".csv or .jsonl"):
+    with pytest.raises(ValidationFailed, match=r"\.csv or \.jsonl"):
         import_file(clean_engine, workspace, other, "events")

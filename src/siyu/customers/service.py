@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -193,10 +194,8 @@ def _search_condition(session: Session, workspace_id: int, query: str) -> Any:
                                                                      Identity.value == text))]
     if text.isdigit():
         conditions.append(Customer.id == int(text))
-    try:
+    with contextlib.suppress(ValidationFailed):  # not a phone number: search the other fields only
         conditions.append(Customer.phone == normalise_value("phone", text))
-    except ValidationFailed:
-        pass
     return or_(*conditions)
 
 
@@ -400,7 +399,7 @@ def customers_born_in_month(session: Session, workspace_id: int, customer_ids: l
 
 # -- reads for messaging ------------------------------------------------------------------------
 
-def live_customer_ids(workspace_id: int) -> Select[tuple[int]]:
+def live_customer_ids(workspace_id: int) -> Select[Any]:
     """The ids of every profile of the workspace that was not merged away (an audience of "all")."""
     return select(Customer.id).where(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
 
