@@ -13,6 +13,7 @@ New profiles get negative temporary refs until `flush` inserts them in bulk.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,7 +46,11 @@ class EventIdentity(NamedTuple):
     @classmethod
     def of(cls, identity: ResolvedIdentity) -> EventIdentity:
         key = identity.key
-        return cls((key.type, key.namespace, key.value), identity.verified, identity.strong)
+        return cls((sys.intern(key.type), sys.intern(key.namespace), key.value), identity.verified, identity.strong)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickled by tuple.__new__ in C: a named tuple's own __new__ is Python, several times slower.
+        return (tuple.__new__, (EventIdentity, tuple(self)))
 
 
 @dataclass

@@ -3,31 +3,47 @@
 The file is read line by line and ingested in batches, each committed on its own, so memory stays
 flat on a 10 GB file and an interrupted import can simply be run again: every row maps to a stable
 event id, so rows already stored come back as duplicates and change nothing.
+
+A large file is read, parsed and validated in a second process while this one stores the batch
+before (`_prepared_in_child`): the two halves cost about the same, so on a machine with two cores
+an import runs nearly twice as fast. Both halves are the same functions a small file runs in-process.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 import hashlib
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 from sqlalchemy import Engine
 
 from siyu.customers.identities import STANDARD_IDENTITY_TYPES
 from siyu.db.session import transaction
-from siyu.events.service import ItemResult, ingest_events
+from siyu.events.service import ItemResult, custom_event_type_names, ingest_validated
+from siyu.events.validation import Rejection, ValidEvent, validate_event
 from siyu.kit import clock
 from siyu.kit.errors import ValidationFailed
 from siyu.workspaces.service import WorkspaceContext
 
 KINDS = ("events", "customers", "orders")
-BATCH = 5000
+BATCH = 20_000
+# Smaller files are read in-process: starting the reading process costs about a second.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+PIECE = 2000  # rows the reading process validates and sends at a time
 PROFILE_COLUMNS = ("name", "gender", "birthday", "email", "city", "province", "acquisition_channel")
 ORDER_COLUMNS = ("order_id", "paid_at", "occurred_at", "channel", "currency", "total_fen", "discount_fen",
                  "coupon_code")
@@ -53,6 +69,24 @@ class Row:
     error: tuple[str | None, str] | None = None
 
 
+class PreparedRow(NamedTuple):
+    source: Any
+    outcome: ValidEvent | Rejection | None  # None when the row could not be read (`error`)
+    error: tuple[str | None, str] | None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple.__new__, (PreparedRow, tuple(self)))  # unpickled in C, see EventIdentity
+
+
+class Prepared(NamedTuple):
+    """Rows read and validated, ready to store: a batch, or a piece of one (`complete` on its last)."""
+
+    rows: list[PreparedRow]
+    received_at: datetime  # one time for a whole batch: validated against, stored as received_at
+    position: int  # bytes of the file read once these rows were
+    complete: bool = True
+
+
 class ByteCounter:
     """Wraps a binary file to report how far the import has read (for the progress bar)."""
 
@@ -63,7 +97,7 @@ class ByteCounter:
     def lines(self) -> Iterator[str]:
         for raw in self.handle:
             self.position += len(raw)
-            yield raw.decode("utf-8-sig")
+            yield (raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw).decode()
 
 
 def detect_format(path: Path) -> str:
@@ -76,7 +110,9 @@ def detect_format(path: Path) -> str:
 
 
 def import_file(engine: Engine, ctx: WorkspaceContext, path: Path, kind: str,
-                progress: Callable[[int], None] | None = None, batch_size: int = BATCH) -> ImportSummary:
+                progress: Callable[[int], None] | None = None, batch_size: int = BATCH, *,
+                parallel: bool | None = None) -> ImportSummary:
+    """Import a file; `parallel` reads it in a second process (by default when it is large)."""
     if kind not in KINDS:
         raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if not path.is_file():
@@ -84,13 +120,16 @@ def import_file(engine: Engine, ctx: WorkspaceContext, path: Path, kind: str,
     file_format = detect_format(path)
     summary = ImportSummary()
     rejects_path = path.with_name(f"{path.stem}.rejected{path.suffix}")
-    with path.open("rb") as handle, RejectsWriter(rejects_path, file_format) as rejects, _few_collections():
-        counter = ByteCounter(handle)
-        rows = _rows(counter.lines(), file_format, kind)
-        for batch in _batches(rows, batch_size):
+    with transaction(engine) as session:
+        custom_types = custom_event_type_names(session, ctx.id) if ctx.strict_events else frozenset()
+    reading = ReadingJob(path, file_format, kind, batch_size, ctx, custom_types, clock.get_clock())
+    if parallel is None:
+        parallel = path.stat().st_size >= PARALLEL_MIN_BYTES
+    with RejectsWriter(rejects_path, file_format) as rejects, _few_collections():
+        for batch in _whole_batches(_pieces_from_child(reading) if parallel else reading.pieces()):
             _ingest_batch(engine, ctx, batch, summary, rejects)
             if progress is not None:
-                progress(counter.position)
+                progress(batch.position)
     summary.rejected_file = rejects_path if summary.rejected else None
     if not summary.rejected and rejects_path.exists():
         rejects_path.unlink()
@@ -110,25 +149,136 @@ def _few_collections() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
-def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+@dataclass
+class ReadingJob:
+    """Reading, parsing and validating a file: in this process or in another."""
+
+    path: Path
+    file_format: str
+    kind: str
+    batch_size: int
+    ctx: WorkspaceContext
+    custom_types: frozenset[str]
+    clock: clock.Clock
+    piece_size: int = PIECE
+
+    def pieces(self) -> Iterator[Prepared]:
+        """The file's rows prepared, in pieces of at most `piece_size` rows: few raw rows in memory at a time."""
+        with self.path.open("rb") as handle:
+            counter = ByteCounter(handle)
+            rows: list[PreparedRow] = []
+            in_batch, received_at = 0, self.clock.now()
+            for row in _rows(counter.lines(), self.file_format, self.kind):
+                rows.append(self._prepare(row, in_batch, received_at))
+                in_batch += 1
+                if in_batch == self.batch_size:
+                    yield Prepared(rows, received_at, counter.position, complete=True)
+                    rows, in_batch, received_at = [], 0, self.clock.now()
+                elif len(rows) == self.piece_size:
+                    yield Prepared(rows, received_at, counter.position, complete=False)
+                    rows = []
+            if in_batch:
+                yield Prepared(rows, received_at, counter.position, complete=True)
+
+    def _prepare(self, row: Row, index: int, received_at: datetime) -> PreparedRow:
+        if row.error is not None:
+            return PreparedRow(row.source, None, row.error)
+        return PreparedRow(row.source, validate_event(index, row.event, self.ctx, self.custom_types, received_at), None)
 
 
-def _ingest_batch(engine: Engine, ctx: WorkspaceContext, batch: list[Row], summary: ImportSummary,
+def _whole_batches(pieces: Iterable[Prepared]) -> Iterator[Prepared]:
+    rows: list[PreparedRow] = []
+    for piece in pieces:
+        rows.extend(piece.rows)
+        if piece.complete:
+            yield Prepared(rows, piece.received_at, piece.position)
+            rows = []
+
+
+def _pieces_from_child(job: ReadingJob) -> Iterator[Prepared]:
+    """The job's pieces, prepared by a second process while this one stores the batch before.
+
+    The process is a fresh interpreter started by hand: multiprocessing's "spawn" would re-run the
+    caller's main module in it, and "fork" would copy this process's threads, locks and database
+    connections. Pieces come back pickled through a pipe, each length first. A thread here takes
+    them in as they come, up to one batch ahead (then the reader waits), so neither process waits
+    for the other and memory stays flat."""
+    read_fd, write_fd = os.pipe()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(entry for entry in sys.path if entry)}
+    child = subprocess.Popen([sys.executable, "-c", "from siyu.events.importer import serve_reading; serve_reading()",
+                              str(write_fd)], stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env)
+    os.close(write_fd)
+    received: queue.Queue[Any] = queue.Queue(maxsize=job.batch_size // job.piece_size + 1)
+    stop = threading.Event()
+    stream = open(read_fd, "rb")  # noqa: SIM115 - closed below, after the receiving thread
+    receiver = threading.Thread(target=_receive, args=(stream, child, received, stop), daemon=True,
+                                name="siyu-import-receiver")
+    try:
+        assert child.stdin is not None
+        with child.stdin:
+            child.stdin.write(pickle.dumps(job))
+        receiver.start()
+        while (message := received.get()) is not None:
+            if isinstance(message, BaseException):
+                raise message
+            yield message
+    finally:
+        stop.set()
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        if receiver.is_alive():
+            receiver.join()
+        stream.close()
+
+
+def _receive(stream: IO[bytes], child: subprocess.Popen[bytes], received: queue.Queue[Any],
+             stop: threading.Event) -> None:
+    while not stop.is_set():
+        header = stream.read(8)
+        if len(header) < 8:
+            message: Any = RuntimeError(f"the import's reading process stopped (exit code {child.wait()})")
+        else:
+            message = pickle.loads(stream.read(int.from_bytes(header, "little")))
+        while not stop.is_set():
+            with suppress(queue.Full):
+                received.put(message, timeout=0.1)
+                break
+        if message is None or isinstance(message, BaseException):
+            return
+
+
+def serve_reading() -> None:
+    """The reading process (see `_pieces_from_child`): a job on stdin, prepared pieces to the pipe."""
+    job = pickle.load(sys.stdin.buffer)
+    with open(int(sys.argv[1]), "wb") as stream, _few_collections(), suppress(BrokenPipeError):
+        try:
+            for piece in job.pieces():
+                _send(stream, piece)
+            _send(stream, None)
+        except Exception as exc:  # raised again by the importing process
+            try:
+                _send(stream, exc)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                _send(stream, RuntimeError(f"reading the file failed: {exc!r}"))
+
+
+def _send(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "little"))
+    stream.write(data)
+    stream.flush()
+
+
+def _ingest_batch(engine: Engine, ctx: WorkspaceContext, batch: Prepared, summary: ImportSummary,
                   rejects: RejectsWriter) -> None:
-    ready = [row for row in batch if row.error is None]
+    ready = [row for row in batch.rows if row.outcome is not None]
     with transaction(engine) as session:
-        results = ingest_events(session, ctx, [row.event for row in ready], max_batch=None, actor="import")
+        results = ingest_validated(session, ctx, [row.outcome for row in ready if row.outcome is not None],
+                                   batch.received_at, actor="import")
     for row, result in zip(ready, results, strict=True):
         _count(summary, row, result, rejects)
-    for row in batch:
+    for row in batch.rows:
         summary.rows += 1
         if row.error is not None:
             summary.rejected += 1
@@ -136,7 +286,7 @@ def _ingest_batch(engine: Engine, ctx: WorkspaceContext, batch: list[Row], summa
             _sample(summary, row.error[0], row.error[1])
 
 
-def _count(summary: ImportSummary, row: Row, result: ItemResult, rejects: RejectsWriter) -> None:
+def _count(summary: ImportSummary, row: PreparedRow, result: ItemResult, rejects: RejectsWriter) -> None:
     if result.status == "accepted":
         summary.accepted += 1
     elif result.status == "duplicate":

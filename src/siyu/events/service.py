@@ -189,7 +189,7 @@ def _insert_events(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], 
     received = bulk.ts(received_at)
     bulk.copy("events", ("id", "workspace_id", "event_id", "type", "customer_id", "occurred_at", "received_at",
                          "properties"),
-              [(row_id, ctx.id, e.event_id, e.type, e.customer_ref, at, received, e.properties_json())
+              [(row_id, ctx.id, e.event_id, e.type, e.customer_ref, at, received, e.properties_json)
                for row_id, e, at in zip(ids, events, stamps, strict=True)])
     return ids
 
@@ -212,14 +212,13 @@ def _insert_orders(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], 
 
 
 def _store_refunds(session: Session, ctx: WorkspaceContext, events: list[ValidEvent]) -> set[int]:
-    refunds = [e for e in events if e.type == "order_refunded"]
+    refunds = [(e, e.refund) for e in events if e.refund is not None]
     if not refunds:
         return set()
-    rows = [{"workspace_id": ctx.id, "refund_id": str(e.properties["refund_id"]),
-             "order_id": str(e.properties["order_id"]), "amount_fen": int(e.properties["amount_fen"]),
-             "refunded_at": e.occurred_at, "applied": False} for e in refunds]
+    rows = [{"workspace_id": ctx.id, "refund_id": r.refund_id, "order_id": r.order_id, "amount_fen": r.amount_fen,
+             "refunded_at": e.occurred_at, "applied": False} for e, r in refunds]
     session.execute(_insert_fn(session)(table_of(Refund)).on_conflict_do_nothing(), rows)
-    return _apply_waiting_refunds(session, ctx, [str(e.properties["order_id"]) for e in refunds])
+    return _apply_waiting_refunds(session, ctx, [r.order_id for _, r in refunds])
 
 
 def _apply_waiting_refunds(session: Session, ctx: WorkspaceContext, order_ids: list[str]) -> set[int]:
