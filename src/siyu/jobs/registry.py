@@ -35,19 +35,25 @@ def due_poller(name: str) -> Callable[[DuePoller], DuePoller]:
 
 
 def due_pollers() -> list[DuePoller]:
-    if not _HANDLERS:
-        load_task_modules()
+    load_task_modules()
     return list(_POLLERS.values())
 
 
+_loaded = False
+
+
 def load_task_modules() -> None:
-    """Every domain's `tasks` module registers its handlers when imported."""
+    """Every domain's `tasks` module registers its handlers when imported (once per process;
+    handlers registered elsewhere, e.g. by tests, do not stop the domains' from loading)."""
+    global _loaded
+    if _loaded:
+        return
     from siyu.domains import domain_modules
 
     domain_modules("tasks")
+    _loaded = True
 
 
 def handler_for(kind: str) -> JobHandler | None:
-    if not _HANDLERS:
-        load_task_modules()
+    load_task_modules()
     return _HANDLERS.get(kind)
