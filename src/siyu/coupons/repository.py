@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -88,11 +88,49 @@ def coupon_by_code(session: Session, workspace_id: int, code: str) -> Coupon | N
                           .execution_options(populate_existing=True))
 
 
-def coupon_with_template(session: Session, workspace_id: int, code: str) -> tuple[Coupon, CouponTemplate] | None:
-    row = session.execute(select(Coupon, CouponTemplate).join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
-                          .where(Coupon.code == code, Coupon.workspace_id == workspace_id)
-                          .execution_options(populate_existing=True)).first()
-    return (row[0], row[1]) if row is not None else None
+class Redeemable(NamedTuple):
+    """A coupon and the terms of its template, read in one query as a plain row (the checkout path)."""
+
+    id: int
+    code: str
+    customer_id: int
+    state: str
+    valid_from: datetime
+    valid_until: datetime
+    template_id: int
+    kind: str
+    amount_off_fen: int | None
+    threshold_fen: int
+    percent_off: int | None
+    max_discount_fen: int | None
+    categories: list[str]
+    skus: list[str]
+    gift_name: str | None
+
+
+# The checkout path's statements are built once (Core, over the tables): a redemption is three of them.
+COUPONS = cast(Table, Coupon.__table__)
+TEMPLATES = cast(Table, CouponTemplate.__table__)
+REDEMPTIONS = cast(Table, CouponRedemption.__table__)
+_REDEEMABLE = (
+    select(COUPONS.c.id, COUPONS.c.code, COUPONS.c.customer_id, COUPONS.c.state, COUPONS.c.valid_from,
+           COUPONS.c.valid_until, TEMPLATES.c.id, TEMPLATES.c.kind, TEMPLATES.c.amount_off_fen,
+           TEMPLATES.c.threshold_fen, TEMPLATES.c.percent_off, TEMPLATES.c.max_discount_fen, TEMPLATES.c.categories,
+           TEMPLATES.c.skus, TEMPLATES.c.gift_name)
+    .join(TEMPLATES, TEMPLATES.c.id == COUPONS.c.template_id)
+    .where(COUPONS.c.code == bindparam("code"), COUPONS.c.workspace_id == bindparam("ws")))
+_CLAIM = (update(COUPONS).where(COUPONS.c.id == bindparam("coupon_id"), COUPONS.c.state == "issued",
+                                COUPONS.c.valid_until > bindparam("at"))
+          .values(state="redeemed", redeemed_at=bindparam("at")))
+_RECORD = {name: (dialect_insert(REDEMPTIONS).on_conflict_do_nothing(index_elements=["workspace_id", "coupon_id",
+                                                                                    "order_id"])
+                  .returning(REDEMPTIONS.c.id))
+           for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+
+
+def redeemable(session: Session, workspace_id: int, code: str) -> Redeemable | None:
+    row = session.execute(_REDEEMABLE, {"code": code, "ws": workspace_id}).first()
+    return Redeemable._make(row) if row is not None else None
 
 
 def redemption_of(session: Session, coupon_id: int, order_id: str) -> CouponRedemption | None:
@@ -102,10 +140,7 @@ def redemption_of(session: Session, coupon_id: int, order_id: str) -> CouponRede
 
 def insert_redemption(session: Session, values: dict[str, Any]) -> bool:
     """False when this coupon was already used on this order (and since given back by a refund)."""
-    stmt = (insert_for(session)(CouponRedemption)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "coupon_id", "order_id"])
-            .returning(CouponRedemption.id))
-    return session.execute(stmt, [values]).first() is not None
+    return session.execute(_RECORD[session.get_bind().dialect.name], values).first() is not None
 
 
 def coupons_by_cause(session: Session, workspace_id: int, keys: Sequence[str]) -> dict[str, Coupon]:
@@ -141,10 +176,7 @@ def insert_coupons(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def claim_for_redemption(session: Session, coupon_id: int, at: datetime) -> bool:
     """issued → redeemed, atomically: exactly one of any number of concurrent callers gets True."""
-    result = session.execute(update(Coupon).where(Coupon.id == coupon_id, Coupon.state == "issued",
-                                                  Coupon.valid_until > at)
-                             .values(state="redeemed", redeemed_at=at)
-                             .execution_options(synchronize_session=False))
+    result = session.execute(_CLAIM, {"coupon_id": coupon_id, "at": at})
     return bool(getattr(result, "rowcount", 0))
 
 

@@ -22,10 +22,10 @@ from siyu.coupons.errors import (
     CouponNotYetValid,
     CouponVoided,
 )
-from siyu.coupons.models import Coupon, CouponRedemption, CouponTemplate
-from siyu.coupons.rules import OrderLine, discount_for
+from siyu.coupons.models import Coupon, CouponTemplate
+from siyu.coupons.repository import Redeemable
+from siyu.coupons.rules import Offer, OrderLine, discount_for
 from siyu.coupons.service.issuance import normalise_code
-from siyu.coupons.service.templates import offer_of
 from siyu.kit import clock
 from siyu.kit.errors import ValidationFailed
 from siyu.workspaces.service import WorkspaceContext
@@ -47,9 +47,8 @@ class Redemption:
         return self.order_amount_fen - self.discount_fen
 
 
-def _result(coupon: Coupon, template: CouponTemplate, row: CouponRedemption) -> Redemption:
-    return Redemption(coupon.code, template.id, coupon.customer_id, row.order_id, row.order_amount_fen,
-                      row.discount_fen, template.gift_name if template.kind == "gift" else None, row.redeemed_at)
+def _gift(coupon: Redeemable) -> str | None:
+    return coupon.gift_name if coupon.kind == "gift" else None
 
 
 def _check_money(order_amount_fen: object, lines: Sequence[OrderLine]) -> None:
@@ -65,48 +64,49 @@ def redeem_coupon(session: Session, ctx: WorkspaceContext, code: str, order_id: 
                   lines: Sequence[OrderLine] = (), *, customer_id: int | None = None,
                   source: str = "api") -> Redemption:
     _check_money(order_amount_fen, lines)
-    found = repository.coupon_with_template(session, ctx.id, normalise_code(code))
-    if found is None:
+    coupon = repository.redeemable(session, ctx.id, normalise_code(code))
+    if coupon is None:
         raise CouponNotFound("no coupon with this code", field="code")
-    coupon, template = found
     if customer_id is not None:
         from siyu.customers.service import resolve_customer_id
 
         if resolve_customer_id(session, ctx.id, customer_id) != coupon.customer_id:
             raise CouponNotOwned("this coupon belongs to another customer", field="code")
     if coupon.state == "redeemed":
-        return _replay(session, coupon, template, order_id)
+        return _replay(session, coupon, order_id)
     now = clock.now()
     _check_usable(coupon, now)
-    discount = discount_for(offer_of(template), order_amount_fen, lines)
+    offer = Offer(coupon.kind, coupon.amount_off_fen, coupon.threshold_fen, coupon.percent_off,
+                  coupon.max_discount_fen, tuple(coupon.categories or ()), tuple(coupon.skus or ()))
+    discount = discount_for(offer, order_amount_fen, lines)
     if not repository.claim_for_redemption(session, coupon.id, now):
         # Another redemption (or the expiry) won between our read and our claim.
-        found = repository.coupon_with_template(session, ctx.id, coupon.code)
-        assert found is not None
-        coupon = found[0]
-        if coupon.state == "redeemed":
-            return _replay(session, coupon, template, order_id)
-        _check_usable(coupon, now)
+        current = repository.redeemable(session, ctx.id, coupon.code)
+        assert current is not None
+        if current.state == "redeemed":
+            return _replay(session, current, order_id)
+        _check_usable(current, now)
         raise CouponExpired("this coupon has expired", field="code")
     if not repository.insert_redemption(session, {
-            "workspace_id": ctx.id, "coupon_id": coupon.id, "template_id": template.id,
+            "workspace_id": ctx.id, "coupon_id": coupon.id, "template_id": coupon.template_id,
             "customer_id": coupon.customer_id, "order_id": order_id, "order_amount_fen": order_amount_fen,
             "discount_fen": discount, "source": source, "redeemed_at": now}):
         raise CouponAlreadyRedeemed("this coupon was used on this order and given back by its refund",
                                     field="code")
-    return Redemption(coupon.code, template.id, coupon.customer_id, order_id, order_amount_fen, discount,
-                      template.gift_name if template.kind == "gift" else None, now)
+    return Redemption(coupon.code, coupon.template_id, coupon.customer_id, order_id, order_amount_fen, discount,
+                      _gift(coupon), now)
 
 
-def _replay(session: Session, coupon: Coupon, template: CouponTemplate, order_id: str) -> Redemption:
+def _replay(session: Session, coupon: Redeemable, order_id: str) -> Redemption:
     """The same code for the same order returns the first result; any other order finds it used."""
     previous = repository.redemption_of(session, coupon.id, order_id)
     if previous is not None and previous.restored_at is None:
-        return _result(coupon, template, previous)
+        return Redemption(coupon.code, coupon.template_id, coupon.customer_id, previous.order_id,
+                          previous.order_amount_fen, previous.discount_fen, _gift(coupon), previous.redeemed_at)
     raise CouponAlreadyRedeemed("this coupon was already used", field="code")
 
 
-def _check_usable(coupon: Coupon, now: datetime) -> None:
+def _check_usable(coupon: Redeemable | Coupon, now: datetime) -> None:
     if coupon.state == "redeemed":
         raise CouponAlreadyRedeemed("this coupon was already used", field="code")
     if coupon.state == "voided":
