@@ -135,10 +135,13 @@ def preview_rule(session: Session, ctx: WorkspaceContext, raw: Any, sample: int 
     rule = check_rule(session, ctx.id, raw, owner=None)
     compiled = compile_rule(rule, workspace_id=ctx.id, timezone=ctx.timezone,
                             dialect=session.get_bind().dialect.name, now=clock.now())
-    selected = compiled.select()
-    count = int(session.scalar(select(func.count()).select_from(selected.subquery())) or 0)
-    page = list_customers(session, ctx.id, customer_ids=selected, limit=sample) if count else None
-    return Preview(count, page.items if page else [])
+    # One evaluation of the rule gives both the count and the newest ids of the sample.
+    selected = compiled.select().subquery()
+    rows = session.execute(select(selected.c.id, func.count().over()).order_by(selected.c.id.desc())
+                           .limit(max(sample, 1))).all()
+    count = int(rows[0][1]) if rows else 0
+    found = customers_by_id(session, ctx.id, [int(r[0]) for r in rows[:sample]])
+    return Preview(count, [found[int(r[0])] for r in rows[:sample] if int(r[0]) in found])
 
 
 # -- writing -----------------------------------------------------------------------------------------
