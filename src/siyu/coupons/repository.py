@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.coupons.models import Coupon, CouponRedemption, CouponTemplate
+from siyu.db.bulk import Bulk
 from siyu.kit.pagination import decode_cursor, encode_cursor
 
 CHUNK = 5000
@@ -25,6 +28,13 @@ def insert_for(session: Session) -> Any:
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`: one parameter, one cached plan."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 # -- templates ---------------------------------------------------------------------------------
@@ -144,18 +154,20 @@ def insert_redemption(session: Session, values: dict[str, Any]) -> bool:
 
 
 def coupons_by_cause(session: Session, workspace_id: int, keys: Sequence[str]) -> dict[str, Coupon]:
+    """Coupons already issued for these causes (the keys are looked up first: usually none exist)."""
+    existing = sorted(existing_cause_keys(session, workspace_id, keys))
     found: dict[str, Coupon] = {}
-    for part in chunked(sorted(set(keys))):
+    for part in chunked(existing):
         found.update({c.cause_key: c for c in session.scalars(
-            select(Coupon).where(Coupon.workspace_id == workspace_id, Coupon.cause_key.in_(part)))})
+            select(Coupon).where(Coupon.workspace_id == workspace_id, one_of(session, Coupon.cause_key, part)))})
     return found
 
 
 def existing_cause_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in chunked(sorted(set(keys))):
-        found.update(session.scalars(select(Coupon.cause_key).where(Coupon.workspace_id == workspace_id,
-                                                                    Coupon.cause_key.in_(part))))
+        found.update(session.scalars(select(COUPONS.c.cause_key).where(COUPONS.c.workspace_id == workspace_id,
+                                                                       one_of(session, COUPONS.c.cause_key, part))))
     return found
 
 
@@ -169,9 +181,17 @@ def held_counts(session: Session, template_id: int, customer_ids: Sequence[int])
     return counts
 
 
+COUPON_COLUMNS = ("workspace_id", "template_id", "customer_id", "code", "state", "cause_key", "issued_at",
+                  "valid_from", "valid_until")
+
+
 def insert_coupons(session: Session, rows: list[dict[str, Any]]) -> None:
-    for part in chunked(rows):
-        session.execute(insert(Coupon), list(part))
+    """Many coupons at once (COPY on PostgreSQL): a month's benefits issue one per member."""
+    bulk = Bulk(session)
+    ts = functools.lru_cache(maxsize=1024)(bulk.ts)  # a batch shares its few instants
+    times = {"issued_at", "valid_from", "valid_until"}
+    bulk.copy("coupons", COUPON_COLUMNS,
+              [tuple(ts(r[c]) if c in times else r[c] for c in COUPON_COLUMNS) for r in rows])
 
 
 def claim_for_redemption(session: Session, coupon_id: int, at: datetime) -> bool:

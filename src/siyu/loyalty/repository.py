@@ -56,35 +56,14 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
     return column.in_(values)
 
 
-def write_rows(session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert rows as they are stored (see `siyu.db.bulk`): COPY on PostgreSQL, executemany on SQLite."""
-    if not rows:
-        return
-    if not is_postgres(session):
-        Bulk(session).insert(table, columns, rows)
-        return
-    driver: Any = session.connection().connection.driver_connection  # psycopg, same transaction
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
 EXTRA_TYPES = {"status": "text", "updated_at": "timestamptz"}
 LEDGER_TABLES = ("loyalty_activities", "loyalty_points_ledger", "loyalty_points_lots", "loyalty_members",
                  "loyalty_tier_changes")
 
 
 def refresh_statistics(session: Session) -> None:
-    """ANALYZE the ledger tables on PostgreSQL once they changed more than they held when last analyzed.
-    Autovacuum does it too, but about once a minute: a replay that grows them tenfold in between would
-    be planned as if they were empty (scans instead of the unique-key lookups)."""
-    if not is_postgres(session):
-        return
-    stale = session.connection().exec_driver_sql(
-        "SELECT bool_or(n_mod_since_analyze > greatest(c.reltuples, 0) + 10000) FROM pg_stat_user_tables s "
-        "JOIN pg_class c ON c.oid = s.relid WHERE s.relname IN ('loyalty_activities', 'loyalty_members')").scalar()
-    if stale:
-        session.connection().exec_driver_sql(f"ANALYZE {', '.join(LEDGER_TABLES)}")
+    """Keep PostgreSQL's statistics of the ledger tables current while a replay grows them (see Bulk)."""
+    Bulk(session).refresh_statistics(LEDGER_TABLES)
 
 
 def add_to_rows(session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -310,16 +289,16 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, in
     ts = _stored_time(session)
     values = [tuple(ts(r[c]) if c in ("occurred_at", "created_at") else r[c] for c in ENTRY_COLUMNS[1:])
               for r in rows]
-    write_rows(session, "loyalty_points_ledger", ENTRY_COLUMNS,
-               [(entry_id, *v) for entry_id, v in zip(ids, values, strict=True)])
+    Bulk(session).copy("loyalty_points_ledger", ENTRY_COLUMNS,
+                       [(entry_id, *v) for entry_id, v in zip(ids, values, strict=True)])
     return {r["cause_key"]: entry_id for entry_id, r in zip(ids, rows, strict=True)}
 
 
 def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
     ts = _stored_time(session)
     times = ("available_at", "expires_at", "created_at")
-    write_rows(session, "loyalty_points_lots", LOT_COLUMNS,
-               [tuple(ts(r[c]) if c in times else r[c] for c in LOT_COLUMNS) for r in rows])
+    Bulk(session).copy("loyalty_points_lots", LOT_COLUMNS,
+                       [tuple(ts(r[c]) if c in times else r[c] for c in LOT_COLUMNS) for r in rows])
 
 
 def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -402,9 +381,9 @@ def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[s
 def insert_activities(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert qualifying activity (a cause recorded twice violates the unique key, as for entries)."""
     bulk, ts = Bulk(session), _stored_time(session)
-    write_rows(session, "loyalty_activities", ACTIVITY_COLUMNS,
-               [tuple(ts(r[c]) if c in ("occurred_at", "created_at") else bulk.flag(r[c]) if c == "capped"
-                      else r[c] for c in ACTIVITY_COLUMNS) for r in rows])
+    bulk.copy("loyalty_activities", ACTIVITY_COLUMNS,
+              [tuple(ts(r[c]) if c in ("occurred_at", "created_at") else bulk.flag(r[c]) if c == "capped"
+                     else r[c] for c in ACTIVITY_COLUMNS) for r in rows])
 
 
 def window_sums(session: Session, member_ids: Sequence[int], since: datetime | None) -> dict[int, tuple[int, int, int]]:
