@@ -129,7 +129,8 @@ class LayeringRun(Base):
 
 
 # Windowed order conditions ("≥ 2 orders in the last 90 days") and RFM over a window read a
-# workspace's orders by payment time. The index is created by this domain's migration and declared
-# here, next to the queries that need it, so the metadata matches the migrations.
-Index("ix_orders_ws_paid_segments", Order.__table__.c.workspace_id, Order.__table__.c.paid_at,
-      Order.__table__.c.customer_id)
+# workspace's orders by payment time; the index covers every column they read. It is created by
+# this domain's migration and declared here, next to its users, so the metadata matches the migrations.
+_orders = Order.__table__.c
+Index("ix_orders_ws_paid_segments", _orders.workspace_id, _orders.paid_at, _orders.customer_id, _orders.status,
+      _orders.total_fen, _orders.refunded_fen)
