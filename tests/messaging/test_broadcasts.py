@@ -25,6 +25,7 @@ from siyu.messaging.models import ContactUsage, OutboxMessage
 from siyu.messaging.preferences import set_preference
 from siyu.messaging.sending import enqueue_message
 from siyu.messaging.settings import update_policy
+from siyu.messaging.tasks import dispatch_outbox
 from siyu.workspaces.service import WorkspaceContext
 from tests.factories import event, order
 from tests.messaging.conftest import make_customer, no_policy_limits, sandbox_count, sandbox_template, states
@@ -76,7 +77,8 @@ def test_a_broadcast_runs_through_the_workers_and_ends_with_results(api: TestCli
     assert (body["state"], body["audience_size"], body["audience"]["unknown"]) == ("draft", 5, ["999999"])
 
     assert api.post(f"/api/v1/messaging/broadcasts/{body['id']}/start").json()["state"] == "scheduled"
-    run_due_jobs(engine)
+    run_due_jobs(engine)  # the fill job
+    dispatch_outbox(engine)  # what every worker's loop does
 
     detail = api.get(f"/api/v1/messaging/broadcasts/{body['id']}").json()
     assert (detail["state"], detail["filled_count"]) == ("completed", 5)

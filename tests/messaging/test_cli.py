@@ -43,7 +43,8 @@ def test_a_broadcast_from_the_command_line(cli: None, db: Session, workspace: Wo
     code, out = run("broadcasts", "preview", "1")
     assert code == 0 and "audience 3: send 3, defer 0, suppress 0" in out
     assert run("broadcasts", "start", "1") == (0, "broadcast 1 scheduled\n")
-    assert runner.invoke(app, ["jobs", "run"]).exit_code == 0  # the fill, then the dispatch
+    assert runner.invoke(app, ["jobs", "run"]).exit_code == 0  # the fill
+    assert runner.invoke(app, ["messaging", "dispatch"]).exit_code == 0
     code, out = run("broadcasts", "show", "1")
     assert code == 0 and "completed" in out and "sent 3" in out
 

@@ -18,7 +18,6 @@ from siyu.messaging import usage
 from siyu.messaging.errors import MessageNotFound, MessageNotRetryable
 from siyu.messaging.events import attempts_of, events_of, record_events
 from siyu.messaging.models import ContactUsage, MessageAttempt, MessageEvent, OutboxMessage, SandboxMessage
-from siyu.messaging.outbox import request_dispatch
 from siyu.messaging.policy import Candidate, ContactPolicy, in_holdout
 from siyu.messaging.preferences import preferences_of, settle_one_time_consents
 from siyu.workspaces.service import WorkspaceContext
@@ -111,8 +110,6 @@ def retry_message(session: Session, ctx: WorkspaceContext, message_id: int, *, a
     message.attempts, message.attempt_id, message.locked_until = 0, None, None
     record_events(session, ctx.id, [(message.id, "retried", decision.rule, {"actor": actor})])
     record_audit(session, ctx.id, actor, "message.retried", "message", message.id, {"outcome": decision.outcome})
-    if message.state != "suppressed":
-        request_dispatch(session, due_at=message.due_at)
     session.flush()
     return message
 

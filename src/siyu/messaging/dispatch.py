@@ -22,12 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from siyu.db.base import table_of
-from siyu.db.bulk import Bulk
 from siyu.db.session import transaction
 from siyu.kit import clock
 from siyu.messaging import usage
@@ -35,10 +34,11 @@ from siyu.messaging.channels import adapter_class
 from siyu.messaging.channels.base import ChannelAdapter, ChannelContext, OutgoingMessage, SendResult
 from siyu.messaging.events import record_events
 from siyu.messaging.models import DUE_STATES, OutboxMessage
-from siyu.messaging.outbox import request_dispatch
+from siyu.messaging.outbox import cyclic_gc_paused
 from siyu.messaging.policy import Candidate, ContactPolicy
 from siyu.messaging.preferences import settle_one_time_consents
 from siyu.messaging.settings import ChannelSettings, load_channels
+from siyu.messaging.sql import insert_many, one_of
 
 log = logging.getLogger("siyu.messaging.dispatch")
 BATCH = 500
@@ -86,20 +86,29 @@ def backoff_seconds(attempts: int) -> float:
     return base * (0.5 + random.random() / 2)
 
 
-def dispatch_due(engine: Engine, *, batch: int = BATCH, budget_seconds: float | None = None,
-                 http_transport: httpx.BaseTransport | None = None) -> DispatchStats:
-    """Dispatch due messages until none are due (or the time budget is spent)."""
+def dispatch_due(engine: Engine, *, batch: int = BATCH, max_batches: int | None = None,
+                 budget_seconds: float | None = None, http_transport: httpx.BaseTransport | None = None
+                 ) -> DispatchStats:
+    """Dispatch due messages until none are due (or `max_batches` or the time budget is spent)."""
     stats = DispatchStats()
     stats.add(recover_expired(engine, http_transport=http_transport))
     started = time.monotonic()
-    while True:
-        claimed = _claim(engine, batch, stats)
-        if claimed is None:
-            break
-        if claimed[0]:
-            _send_and_record(engine, *claimed, stats, http_transport)
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        with cyclic_gc_paused():
+            claimed = _claim(engine, batch, stats)
+            if claimed is None:
+                break
+            batches += 1
+            if claimed[0]:
+                _send_and_record(engine, *claimed, stats, http_transport)
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
             break
+    if stats.claimed:
+        from siyu.messaging.broadcasts import finish_completed_broadcasts
+
+        with transaction(engine) as session:
+            finish_completed_broadcasts(session)
     return stats
 
 
@@ -159,7 +168,6 @@ def _verify(session: Session, workspace_id: int, ws: _Workspace, rows: list[Any]
         if decision.outcome == "defer":
             stats.deferred += 1
             values.update(state="deferred", due_at=decision.due_at, reservations=decision.reservations)
-            request_dispatch(session, due_at=decision.due_at)
         else:
             stats.suppressed += 1
             values.update(state="suppressed", reservations=[])
@@ -175,7 +183,7 @@ def _verify(session: Session, workspace_id: int, ws: _Workspace, rows: list[Any]
     record_events(session, workspace_id, events)
     if sending:
         lease = timedelta(seconds=ws.policy.settings.send_lease_seconds)
-        session.execute(update(_outbox).where(_outbox.c.id.in_([c.row.id for c in sending]))
+        session.execute(update(_outbox).where(one_of(session, _outbox.c.id, [c.row.id for c in sending]))
                         .values(state="sending", attempt_id=attempt_id, locked_until=now + lease,
                                 attempts=_outbox.c.attempts + 1))
     return sending
@@ -298,7 +306,6 @@ def _record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces
                 due = now + timedelta(seconds=backoff_seconds(row.attempts + 1))
                 per_row.append({"i": row.id, "state": "queued", "due_at": due, "reason": result.error_code,
                                 "detail": (result.error_message or "")[:500], "attempts": row.attempts + 1})
-                request_dispatch(session, due_at=due)
                 stats.retried += 1
             elif outcome == "ambiguous":
                 per_row.append({"i": row.id, "state": "unknown", "reason": result.error_code,
@@ -328,7 +335,7 @@ def _write_outcomes(session: Session, attempt_id: str, now: datetime, grouped: d
     fence = _outbox.c.attempt_id == attempt_id
     delivered = grouped.get("delivered", [])
     for start in range(0, len(delivered), 1000):
-        session.execute(update(_outbox).where(fence, _outbox.c.id.in_(delivered[start:start + 1000]))
+        session.execute(update(_outbox).where(fence, one_of(session, _outbox.c.id, delivered[start:start + 1000]))
                         .values(state="delivered", sent_at=now, delivered_at=now, locked_until=None,
                                 reason=None, detail=None))
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -341,17 +348,20 @@ def _write_outcomes(session: Session, attempt_id: str, now: datetime, grouped: d
         session.execute(stmt, params)
 
 
+ATTEMPT_COLUMNS = (("workspace_id", "bigint"), ("outbox_id", "bigint"), ("attempt_id", "text"), ("number", "integer"),
+                   ("at", "timestamptz"), ("outcome", "text"), ("error_code", "text"), ("error_message", "text"),
+                   ("provider_message_id", "text"))
+
+
 def _write_attempts(session: Session, claimed: list[_Claimed], attempt_id: str) -> None:
-    bulk = Bulk(session)
     rows = []
     for item in claimed:
         first = item.row.attempts + 1
         for offset, (at, result) in enumerate(item.attempts):
-            rows.append((item.row.workspace_id, item.row.id, attempt_id, first + offset, bulk.ts(at), result.outcome,
+            rows.append((item.row.workspace_id, item.row.id, attempt_id, first + offset, at, result.outcome,
                          result.error_code, (result.error_message or None) and result.error_message[:1000],
                          result.provider_message_id))
-    bulk.insert("message_attempts", ("workspace_id", "outbox_id", "attempt_id", "number", "at", "outcome",
-                                     "error_code", "error_message", "provider_message_id"), rows)
+    insert_many(session.connection(), "message_attempts", ATTEMPT_COLUMNS, rows)
 
 
 # -- recovery ------------------------------------------------------------------------------------------
@@ -408,7 +418,6 @@ def _write_recovery(session: Session, rows: list[Any], answers: dict[int, str], 
                     stats: DispatchStats) -> None:
     now = clock.now()
     events: dict[int, list[tuple[int, str, str | None, dict[str, Any]]]] = defaultdict(list)
-    requeued = False
     for row in rows:
         answer = answers.get(row.id, "unknown")
         if answer == "received":
@@ -418,7 +427,6 @@ def _write_recovery(session: Session, rows: list[Any], answers: dict[int, str], 
         elif answer == "not_received":
             values = {"state": "queued", "due_at": now, "reason": "requeued_after_crash"}
             stats.requeued += 1
-            requeued = True
             events[row.workspace_id].append((row.id, "requeued", "provider_not_received", {}))
         else:
             values = {"state": "unknown", "reason": "interrupted_while_sending"}
@@ -429,17 +437,9 @@ def _write_recovery(session: Session, rows: list[Any], answers: dict[int, str], 
                         .values(locked_until=None, attempt_id=None, **values))
     for workspace_id, ws_events in events.items():
         record_events(session, workspace_id, ws_events)
-    if requeued:
-        request_dispatch(session)
 
 
 def has_due_messages(session: Session) -> bool:
     return session.scalar(select(OutboxMessage.id).where(OutboxMessage.state.in_(DUE_STATES),
                                                          OutboxMessage.due_at <= clock.now()).limit(1)) is not None
 
-
-def next_lease_end(session: Session) -> datetime | None:
-    """When the earliest lease of a message being sent runs out (None: nothing is being sent)."""
-    end: datetime | None = session.scalar(select(func.min(OutboxMessage.locked_until))
-                                          .where(OutboxMessage.state == "sending"))
-    return end

@@ -8,21 +8,21 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from siyu.db.bulk import Bulk
 from siyu.kit import clock
 from siyu.messaging.models import MessageAttempt, MessageEvent
+from siyu.messaging.sql import insert_many
 
 EventRow = tuple[int, str, str | None, dict[str, Any]]  # outbox_id, type, reason, details
+COLUMNS = (("workspace_id", "bigint"), ("outbox_id", "bigint"), ("type", "text"), ("reason", "text"),
+           ("details", "jsonb"), ("at", "timestamptz"))
 
 
 def record_events(session: Session, workspace_id: int, events: Sequence[EventRow]) -> None:
     if not events:
         return
-    bulk = Bulk(session)
-    at = bulk.ts(clock.now())
-    bulk.insert("message_events", ("workspace_id", "outbox_id", "type", "reason", "details", "at"),
-                [(workspace_id, outbox_id, kind, reason, bulk.json(details), at)
-                 for outbox_id, kind, reason, details in events])
+    at = clock.now()
+    insert_many(session.connection(), "message_events", COLUMNS,
+                [(workspace_id, outbox_id, kind, reason, details, at) for outbox_id, kind, reason, details in events])
 
 
 def events_of(session: Session, workspace_id: int, outbox_id: int) -> list[MessageEvent]:

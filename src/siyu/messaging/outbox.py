@@ -1,7 +1,7 @@
 """Writing to the outbox: every message — one from another domain, or a broadcast's batch of
 thousands — is decided by the contact policy, personalised and written here, in one transaction
-with the inventory it reserves. Dispatch jobs are requested in the same transaction, so they exist
-only if the messages do.
+with the inventory it reserves. Every worker polls the outbox for due rows (see
+siyu.messaging.tasks), so a committed message needs no wake-up call.
 
 `enqueue_message` is the send API of the other domains (journeys, coupons, loyalty, staff tasks).
 """
@@ -12,16 +12,14 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.db.bulk import Bulk
-from siyu.jobs.service import enqueue_many
 from siyu.kit import clock
-from siyu.kit.clock import ensure_utc
 from siyu.kit.errors import ValidationFailed
 from siyu.messaging import usage
 from siyu.messaging.channels import adapter_class
@@ -31,15 +29,17 @@ from siyu.messaging.models import OutboxMessage
 from siyu.messaging.policy import Candidate, ContactPolicy, Decision, Mode
 from siyu.messaging.preferences import claim_one_time_consents
 from siyu.messaging.settings import ChannelSettings, load_channels, signing_secret
+from siyu.messaging.sql import insert_many
 from siyu.messaging.templates import CompiledTemplate, customer_variables
 from siyu.workspaces.service import WorkspaceContext
 
-DISPATCH_JOB = "messaging.dispatch"
-LANE_STAGGER = timedelta(milliseconds=300)
 STATE_OF = {"send": "queued", "defer": "deferred", "suppress": "suppressed"}
-OUTBOX_COLUMNS = ("id", "workspace_id", "customer_id", "channel", "purpose", "idempotency_key", "source",
-                  "template_id", "broadcast_id", "variant", "staff_id", "address", "content", "droppable", "state",
-                  "reason", "detail", "due_at", "reservations", "attempts", "click_count", "created_at")
+OUTBOX_COLUMNS = (("id", "bigint"), ("workspace_id", "bigint"), ("customer_id", "bigint"), ("channel", "text"),
+                  ("purpose", "text"), ("idempotency_key", "text"), ("source", "text"), ("template_id", "bigint"),
+                  ("broadcast_id", "bigint"), ("variant", "text"), ("staff_id", "text"), ("address", "text"),
+                  ("content", "jsonb"), ("droppable", "boolean"), ("state", "text"), ("reason", "text"),
+                  ("detail", "text"), ("due_at", "timestamptz"), ("reservations", "jsonb"), ("attempts", "integer"),
+                  ("click_count", "integer"), ("created_at", "timestamptz"))
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,7 @@ def _write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPoli
     decisions = policy.decide(session, candidates, mode)
     if mode == "preview":
         return [Written(0, decision, STATE_OF[decision.outcome]) for decision in decisions]
-    bulk = Bulk(session)
-    ids = bulk.allocate_ids("outbox", len(drafts))
+    ids = Bulk(session).allocate_ids("outbox", len(drafts))
     writer = _Renderer(session, ctx, policy, sender, [d for d, x in zip(drafts, decisions, strict=True)
                                                       if x.outcome != "suppress"])
     rows: list[tuple[Any, ...]] = []
@@ -140,8 +139,6 @@ def _write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPoli
     now = clock.now()
     refunds: list[usage.UsageKey] = []
     one_time: list[tuple[int, int, str]] = []
-    stamps: dict[datetime, Any] = {}  # a broadcast's rows share a few due times: convert each once
-    created = bulk.ts(now)
     for outbox_id, draft, decision in zip(ids, drafts, decisions, strict=True):
         state, reason, detail = STATE_OF[decision.outcome], decision.rule, None
         content: dict[str, Any] = {}
@@ -158,21 +155,15 @@ def _write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPoli
                 one_time.append((outbox_id, draft.customer_id, draft.template.topic))
         rows.append((outbox_id, ctx.id, draft.customer_id, sender.channel, sender.purpose, draft.idempotency_key,
                      sender.source, draft.template.template_id, sender.broadcast_id, draft.variant, sender.staff_id,
-                     addresses.get(draft.customer_id), bulk.json(content), bulk.flag(sender.droppable), state, reason,
-                     detail, _stamp(bulk, stamps, decision.due_at), bulk.json(decision.reservations), 0, 0, created))
+                     addresses.get(draft.customer_id), content, sender.droppable, state, reason, detail,
+                     decision.due_at, decision.reservations, 0, 0, now))
         written.append(Written(outbox_id, decision, state))
     _apply_one_time(session, ctx, sender.channel, one_time, written, rows, refunds)
     if refunds:
         usage.refund(session, ctx.id, refunds)
-    bulk.insert("outbox", OUTBOX_COLUMNS, rows, conflict="(workspace_id, idempotency_key) DO NOTHING")
+    insert_many(session.connection(), "outbox", OUTBOX_COLUMNS, rows,
+                conflict="(workspace_id, idempotency_key) DO NOTHING")
     return written
-
-
-def _stamp(bulk: Bulk, stamps: dict[datetime, Any], at: datetime) -> Any:
-    stamp = stamps.get(at)
-    if stamp is None:
-        stamp = stamps[at] = bulk.ts(at)
-    return stamp
 
 
 def _apply_one_time(session: Session, ctx: WorkspaceContext, channel: str, wanted: list[tuple[int, int, str]],
@@ -183,7 +174,6 @@ def _apply_one_time(session: Session, ctx: WorkspaceContext, channel: str, wante
         return
     claimed = claim_one_time_consents(session, ctx.id, channel, wanted)
     position = {w.id: i for i, w in enumerate(written)}
-    empty = Bulk(session).json([])
     for outbox_id, _, _ in wanted:
         if outbox_id in claimed:
             continue
@@ -191,8 +181,8 @@ def _apply_one_time(session: Session, ctx: WorkspaceContext, channel: str, wante
         refunds.extend(usage.as_key(r) for r in written[i].decision.reservations)
         written[i].decision = Decision("suppress", written[i].decision.due_at, "no_subscription_consent")
         written[i].state = "suppressed"
-        row = dict(zip(OUTBOX_COLUMNS, rows[i], strict=True))
-        row.update(state="suppressed", reason="no_subscription_consent", reservations=empty)
+        row = dict(zip([name for name, _ in OUTBOX_COLUMNS], rows[i], strict=True))
+        row.update(state="suppressed", reason="no_subscription_consent", reservations=[])
         rows[i] = tuple(row.values())
 
 
@@ -261,31 +251,6 @@ def _uses_attributes(variables: tuple[str, ...]) -> bool:
     """Whether a template reads customer attributes (the tier is one); a bare `customer` may too."""
     fields = [v for v in variables if v.startswith("customer.")]
     return "customer" in variables and (not fields or bool({"customer.attributes", "customer.tier"} & set(fields)))
-
-
-def request_dispatch(session: Session, *, due_at: datetime | None = None, lanes: int = 1) -> None:
-    """Ask workers to dispatch once this transaction commits. Lanes start a little apart so that
-    several worker processes each take one; one request per transaction and due time is enough."""
-    now = clock.now()
-    at = max(ensure_utc(due_at), now) if due_at is not None else now
-    requested: set[tuple[int, int]] = session.info.setdefault("messaging_dispatch_requested", set())
-    slot = int(at.timestamp())
-    jobs = []
-    for lane in range(lanes):
-        if (slot, lane) in requested:
-            continue
-        requested.add((slot, lane))
-        # A future wake-up is keyed by its second (one job however many messages wait for it);
-        # an immediate one is not, so a message written just after a dispatch ran is never stranded.
-        key = f"{DISPATCH_JOB}:at:{slot}:{lane}" if at > now else None
-        jobs.append({"kind": DISPATCH_JOB, "payload": {"lane": lane}, "due_at": at + LANE_STAGGER * lane,
-                     "key": key, "max_attempts": 3})
-    enqueue_many(session, jobs)
-
-
-def dispatch_lanes(session: Session) -> int:
-    """Parallel dispatch jobs a burst asks for: one writer on SQLite, several worker processes on PostgreSQL."""
-    return 4 if session.get_bind().dialect.name == "postgresql" else 1
 
 
 def existing_message(session: Session, workspace_id: int, idempotency_key: str) -> OutboxMessage | None:

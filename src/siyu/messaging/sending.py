@@ -19,7 +19,6 @@ from siyu.messaging.outbox import (
     check_key,
     check_same_request,
     existing_message,
-    request_dispatch,
     write_messages,
 )
 from siyu.messaging.policy import ContactPolicy
@@ -78,6 +77,4 @@ def submit_message(session: Session, ctx: WorkspaceContext, *, customer_id: int,
     if message.id != written.id:  # a concurrent request with the same key won: give our inventory back
         usage.refund(session, ctx.id, [usage.as_key(r) for r in written.decision.reservations])
         return check_same_request(message, survivor, channel), False
-    if written.state in ("queued", "deferred"):
-        request_dispatch(session, due_at=written.decision.due_at)
     return message, True

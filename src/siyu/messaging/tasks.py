@@ -1,9 +1,11 @@
-"""Worker jobs of messaging.
+"""Worker jobs of messaging, and the outbox poller every worker runs.
 
-`messaging.dispatch` and `messaging.fill_broadcast` are their own boundaries: dispatch must commit
-"sending" before it calls a provider (at most once per key), and a fill of a million recipients
-commits batch by batch so it can resume. Both open their own transactions on the job's engine and
-leave the job's session untouched.
+Dispatch is a due poller, not a job: each worker process claims due outbox rows itself (with
+FOR UPDATE SKIP LOCKED on PostgreSQL) every time its loop turns, so N workers dispatch in parallel
+and a message committed by anyone is picked up within a poll interval, with no wake-up to request.
+The poller and the broadcast fill are boundaries of their own: dispatch must commit "sending" before
+it calls a provider (at most once per key), and a fill of a million recipients commits batch by batch
+so it can resume. Both open their own transactions and leave the job's session untouched.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from siyu.db.session import transaction
-from siyu.jobs.registry import job_handler
-from siyu.messaging.outbox import DISPATCH_JOB, dispatch_lanes, request_dispatch
+from siyu.jobs.registry import due_poller, job_handler
 
-DISPATCH_BUDGET_SECONDS = 60.0
+BATCHES_PER_TURN = 10  # then the worker runs its jobs and comes back
 
 
 def _engine(session: Session) -> Engine:
@@ -26,20 +26,13 @@ def _engine(session: Session) -> Engine:
     return bind
 
 
-@job_handler(DISPATCH_JOB)
-def dispatch(session: Session, payload: dict[str, Any]) -> None:
-    from siyu.messaging.broadcasts import finish_completed_broadcasts
-    from siyu.messaging.dispatch import dispatch_due, has_due_messages, next_lease_end
+@due_poller("messaging.outbox")
+def dispatch_outbox(engine: Engine) -> int:
+    """Recover crashed sends, then dispatch up to BATCHES_PER_TURN batches of due messages."""
+    from siyu.messaging.dispatch import dispatch_due
 
-    engine = _engine(session)
-    dispatch_due(engine, budget_seconds=DISPATCH_BUDGET_SECONDS)
-    with transaction(engine) as own:
-        if has_due_messages(own):  # the budget ran out: carry on in a fresh job
-            request_dispatch(own, lanes=1)
-        lease_end = next_lease_end(own)
-        if lease_end is not None:  # if that worker dies, look its messages up as soon as its lease ends
-            request_dispatch(own, due_at=lease_end)
-        finish_completed_broadcasts(own)
+    stats = dispatch_due(engine, max_batches=BATCHES_PER_TURN)
+    return stats.claimed + stats.recovered + stats.requeued + stats.unknown
 
 
 @job_handler("messaging.fill_broadcast")
@@ -51,16 +44,10 @@ def fill_broadcast(session: Session, payload: dict[str, Any]) -> None:
 
 @job_handler("messaging.tick")
 def tick(session: Session, payload: dict[str, Any]) -> None:
-    """Every minute: recover crashed sends, wake dispatch for anything due, close finished broadcasts."""
+    """Every minute: close the broadcasts whose every message has reached its end."""
     from siyu.messaging.broadcasts import finish_completed_broadcasts
-    from siyu.messaging.dispatch import has_due_messages, recover_expired
 
-    engine = _engine(session)
-    recover_expired(engine)
-    with transaction(engine) as own:
-        if has_due_messages(own):
-            request_dispatch(own, lanes=dispatch_lanes(own))
-        finish_completed_broadcasts(own)
+    finish_completed_broadcasts(session)
 
 
 @job_handler("messaging.refresh_holdout")

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
 
+import orjson
 from sqlalchemy import bindparam, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -59,13 +60,14 @@ def reserve(session: Session, workspace_id: int, wanted: dict[UsageKey, int]) ->
     taken: set[UsageKey] = set()
     for limit, keys in by_limit.items():
         if connection.dialect.name == "postgresql":
+            document = orjson.dumps([{"s": s, "k": k, "p": p} for k, s, p in keys]).decode()
             rows = connection.exec_driver_sql(
                 "INSERT INTO contact_usage (workspace_id, subject, limit_key, period_start, used) "
-                "SELECT %s, s, k, p, 1 FROM unnest(%s::text[], %s::text[], %s::date[]) AS t(s, k, p) "
+                "SELECT %s, s, k, p, 1 FROM jsonb_to_recordset(%s::jsonb) AS r(s text, k text, p date) "
                 "ON CONFLICT (workspace_id, subject, limit_key, period_start) "
                 "DO UPDATE SET used = contact_usage.used + 1 WHERE contact_usage.used < %s "
                 "RETURNING limit_key, subject, period_start",
-                (workspace_id, [k[1] for k in keys], [k[0] for k in keys], [k[2] for k in keys], limit))
+                (workspace_id, document, limit))
             taken.update((k, s, p) for k, s, p in rows)
         else:
             connection.exec_driver_sql(

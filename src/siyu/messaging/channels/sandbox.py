@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from siyu.kit import clock
 from siyu.messaging.channels.base import ChannelAdapter, ChannelLimits, LookupAnswer, OutgoingMessage, SendResult
 from siyu.messaging.models import SandboxMessage
+from siyu.messaging.sql import insert_many
+
+COLUMNS = (("workspace_id", "bigint"), ("outbox_id", "bigint"), ("idempotency_key", "text"),
+           ("customer_id", "bigint"), ("address", "text"), ("content", "jsonb"), ("received_at", "timestamptz"))
 
 
 class SandboxConfig(BaseModel):
@@ -43,10 +47,9 @@ class SandboxAdapter(ChannelAdapter):
         if accepted:
             now = clock.now()
             with self.context.engine.begin() as conn:
-                conn.execute(insert(SandboxMessage), [
-                    {"workspace_id": m.workspace_id, "outbox_id": m.outbox_id, "idempotency_key": m.idempotency_key,
-                     "customer_id": m.customer_id, "address": m.address, "content": m.content, "received_at": now}
-                    for m in accepted])
+                insert_many(conn, "sandbox_messages", COLUMNS,
+                            [(m.workspace_id, m.outbox_id, m.idempotency_key, m.customer_id, m.address, m.content, now)
+                             for m in accepted])
         return [SendResult("permanent", error_code="sandbox_rejected",
                            error_message="the sandbox is configured to refuse this customer")
                 if m.customer_id in rejected else SendResult("delivered") for m in messages]
