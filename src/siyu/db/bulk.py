@@ -85,11 +85,18 @@ class Bulk:
             for row in rows:
                 copy.write_row(row)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Execute one statement with `?` placeholders; returns the driver-level result."""
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Execute one statement with `?` placeholders on the driver's own cursor (rows as plain tuples:
+        SQLAlchemy's row objects cost more than the lookup itself); returns the rows, if any."""
         if self.postgres:
             sql = sql.replace("?", "%s")
-        return self.connection.exec_driver_sql(sql, tuple(params))
+        driver: Any = self.connection.connection.driver_connection  # same connection, same transaction
+        cursor = driver.cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+            return cursor.fetchall() if cursor.description is not None else []
+        finally:
+            cursor.close()
 
     def select_in(self, sql: str, params: Sequence[Any], keys: Sequence[Any]) -> list[Any]:
         """The rows of `sql` for many keys: `{keys}` in its WHERE clause becomes the membership test,
@@ -98,7 +105,7 @@ class Bulk:
         if not keys:
             return []
         if self.postgres:
-            return list(self.execute(sql.replace("{keys}", "= ANY(?)"), (*params, list(keys))))
+            return self.execute(sql.replace("{keys}", "= ANY(?)"), (*params, list(keys)))
         rows: list[Any] = []
         for start in range(0, len(keys), SQLITE_IN_CHUNK):
             chunk = keys[start:start + SQLITE_IN_CHUNK]

@@ -70,7 +70,7 @@ class Row:
 
 
 class PreparedRow(NamedTuple):
-    source: Any
+    source: Any  # what the rejects file shows; a JSONL row travels as its line's offset (RejectsWriter)
     outcome: ValidEvent | Rejection | None  # None when the row could not be read (`error`)
     error: tuple[str | None, str] | None
 
@@ -93,11 +93,17 @@ class ByteCounter:
     def __init__(self, handle: IO[bytes]) -> None:
         self.handle = handle
         self.position = 0
+        self.line_start = 0  # offset of the line last read
 
     def lines(self) -> Iterator[str]:
         for raw in self.handle:
+            self.line_start = self.position
             self.position += len(raw)
-            yield (raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw).decode()
+            yield _text_of(raw)
+
+
+def _text_of(raw: bytes) -> str:
+    return (raw[3:] if raw.startswith(codecs.BOM_UTF8) else raw).decode()
 
 
 def detect_format(path: Path) -> str:
@@ -125,7 +131,7 @@ def import_file(engine: Engine, ctx: WorkspaceContext, path: Path, kind: str,
     reading = ReadingJob(path, file_format, kind, batch_size, ctx, custom_types, clock.get_clock())
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_MIN_BYTES
-    with RejectsWriter(rejects_path, file_format) as rejects, _few_collections():
+    with RejectsWriter(rejects_path, file_format, path) as rejects, _few_collections():
         for batch in _whole_batches(_pieces_from_child(reading) if parallel else reading.pieces()):
             _ingest_batch(engine, ctx, batch, summary, rejects)
             if progress is not None:
@@ -168,8 +174,9 @@ class ReadingJob:
             counter = ByteCounter(handle)
             rows: list[PreparedRow] = []
             in_batch, received_at = 0, self.clock.now()
+            by_offset = self.file_format == "jsonl"  # one line per row: sent as its offset, read back if rejected
             for row in _rows(counter.lines(), self.file_format, self.kind):
-                rows.append(self._prepare(row, in_batch, received_at))
+                rows.append(self._prepare(row, counter.line_start if by_offset else row.source, in_batch, received_at))
                 in_batch += 1
                 if in_batch == self.batch_size:
                     yield Prepared(rows, received_at, counter.position, complete=True)
@@ -180,10 +187,10 @@ class ReadingJob:
             if in_batch:
                 yield Prepared(rows, received_at, counter.position, complete=True)
 
-    def _prepare(self, row: Row, index: int, received_at: datetime) -> PreparedRow:
+    def _prepare(self, row: Row, source: Any, index: int, received_at: datetime) -> PreparedRow:
         if row.error is not None:
-            return PreparedRow(row.source, None, row.error)
-        return PreparedRow(row.source, validate_event(index, row.event, self.ctx, self.custom_types, received_at), None)
+            return PreparedRow(source, None, row.error)
+        return PreparedRow(source, validate_event(index, row.event, self.ctx, self.custom_types, received_at), None)
 
 
 def _whole_batches(pieces: Iterable[Prepared]) -> Iterator[Prepared]:
@@ -481,20 +488,32 @@ def _order_row(source: Any, record: dict[str, Any], items: Any) -> Row:
 class RejectsWriter:
     """Writes rejected rows with their reason next to the imported file, opened on first use."""
 
-    def __init__(self, path: Path, file_format: str) -> None:
+    def __init__(self, path: Path, file_format: str, imported: Path | None = None) -> None:
         self.path = path
         self.format = file_format
+        self.imported = imported  # the file itself: a row given as an offset is read back from it
         self._handle: IO[str] | None = None
         self._csv: Any = None
+        self._source: IO[bytes] | None = None
 
     def __enter__(self) -> RejectsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.close()
+        for handle in (self._handle, self._source):
+            if handle is not None:
+                handle.close()
+
+    def _line_at(self, offset: int) -> str:
+        if self._source is None:
+            assert self.imported is not None
+            self._source = self.imported.open("rb")
+        self._source.seek(offset)
+        return _text_of(self._source.readline())
 
     def write(self, source: Any, field_name: str | None, reason: str) -> None:
+        if isinstance(source, int):
+            source = self._line_at(source)
         if self._handle is None:
             self._handle = self.path.open("w", encoding="utf-8", newline="")
             if self.format == "csv":
