@@ -198,3 +198,37 @@ def test_gift_coupons_discount_nothing_and_name_the_gift(db: Session, workspace:
     result = redeem_coupon(db, workspace, coupon.code, "O-1", 100)
     assert (result.discount_fen, result.gift_name) == (0, "试用装")
 
+
+
+def test_bulk_issuance_to_a_segment_gives_each_current_member_one(db: Session, workspace: WorkspaceContext) -> None:
+    from siyu.coupons.service import issue_coupons_to_segment
+    from siyu.segments.service import create_segment
+
+    members = [customer(db, workspace, f"u-{n}") for n in range(3)]
+    customer(db, workspace, "outsider")
+    segment = create_segment(db, workspace, name="VIP", actor="test", kind="static", customer_ids=members[:2])
+    template_id = make(db, workspace)
+    first = issue_coupons_to_segment(db, workspace, template_id, segment.id, "vip-week")
+    again = issue_coupons_to_segment(db, workspace, template_id, segment.id, "vip-week")
+    assert (first.requested, first.issued, again.issued, again.already_issued) == (2, 2, 0, 2)
+    assert sorted(db.scalars(select(Coupon.customer_id))) == members[:2]
+
+
+def test_replaying_a_refunded_order_does_not_use_its_restored_coupon_again(
+        db: Session, workspace: WorkspaceContext, engine: Engine) -> None:
+    from siyu.coupons.tasks import on_order_paid
+    from siyu.events.models import Event
+
+    cid = customer(db, workspace, "u-1")
+    coupon = issue_coupon(db, workspace, make(db, workspace, restore_on_refund=True), cid, "a")
+    db.commit()
+    ingest(db, workspace, order("O-1", at="2026-11-19T10:00:00+08:00", coupon_code=coupon.code))
+    run_jobs(engine)
+    ingest(db, workspace, refund("O-1", 29_800))
+    run_jobs(engine)
+    paid = db.scalars(select(Event.id).where(Event.type == "order_paid")).one()
+    with transaction(engine) as session:
+        on_order_paid(session, {"workspace_id": workspace.id, "event_ids": [paid]})
+    db.expire_all()
+    assert find_coupon(db, workspace.id, coupon.code).state == "issued"
+    assert db.scalar(select(func.count()).select_from(CouponRedemption)) == 1

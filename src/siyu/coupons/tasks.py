@@ -39,8 +39,10 @@ def on_order_paid(session: Session, payload: dict[str, Any]) -> None:
             continue
         gross = int(props["total_fen"]) + int(props.get("discount_fen", 0))
         try:
-            service.redeem_coupon(session, ctx, str(code), str(props["order_id"]), gross,
-                                  _lines(props.get("items", [])), customer_id=event.customer_id, source="order_paid")
+            with session.begin_nested():  # a refusal after the claim must leave nothing behind
+                service.redeem_coupon(session, ctx, str(code), str(props["order_id"]), gross,
+                                      _lines(props.get("items", [])), customer_id=event.customer_id,
+                                      source="order_paid")
         except SiyuError as exc:
             record_audit(session, ctx.id, "system", "coupon.redemption_refused", "order", props["order_id"],
                          {"code": exc.code, "message": exc.message})
