@@ -231,14 +231,13 @@ def send_messages(session: Session, ctx: WorkspaceContext, template_id: int, cha
     done. A key already in the outbox (a replay) returns its message and reserves nothing again.
 
     Messaging's public send (`submit_message`) takes one message; a group goes through the same
-    steps it takes — prepare the template, load the policy, `write_messages`, request dispatch —
+    steps it takes — prepare the template, load the policy, `write_messages` —
     once for all (messaging's broadcasts use `write_messages` the same way)."""
     from siyu.messaging.outbox import (
         Draft,
         Sender,
         channel_settings,
         existing_message,
-        request_dispatch,
         write_messages,
     )
     from siyu.messaging.policy import ContactPolicy
@@ -269,9 +268,7 @@ def send_messages(session: Session, ctx: WorkspaceContext, template_id: int, cha
     written = write_messages(session, ctx, policy, sender, drafts, fail_on_render=False)
     for draft, result in zip(drafts, written, strict=True):
         outcomes[draft.idempotency_key] = _message_outcome(result.id, result.state, result.decision.rule)
-    due = [w.decision.due_at for w in written if w.state in ("queued", "deferred")]
-    if due:
-        request_dispatch(session, due_at=min(due))
+    # Workers' dispatch poller sends queued and deferred messages when they fall due.
     return outcomes
 
 
