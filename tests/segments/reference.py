@@ -13,24 +13,29 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.coupons.models import Coupon
 from siyu.customers.models import Customer, Identity
 from siyu.events.models import Event, Order, OrderItem
+from siyu.loyalty.models import Member, Tier
 from siyu.rules.tree import (
     AllOf,
     AnyOf,
     AttributeCondition,
     BoughtCondition,
     Compare,
+    CouponCondition,
     EventCondition,
     IdentityCondition,
     LifecycleCondition,
     NotOf,
     OrderCondition,
+    PointsCondition,
     ProfileCondition,
     RfmCondition,
     Rule,
     SegmentCondition,
     TagCondition,
+    TierCondition,
     ValueTest,
     Window,
 )
@@ -53,6 +58,8 @@ class World:
     segments: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
     stages: dict[int, str] = field(default_factory=dict)
     rfm: dict[int, CustomerRfm] = field(default_factory=dict)
+    members: dict[int, tuple[str, int]] = field(default_factory=dict)  # active members: (tier code, points)
+    coupons: dict[int, list[Coupon]] = field(default_factory=lambda: defaultdict(list))
 
 
 def load_world(session: Session, workspace_id: int, now: datetime, timezone: str) -> World:
@@ -77,6 +84,12 @@ def load_world(session: Session, workspace_id: int, now: datetime, timezone: str
         world.stages[stage.customer_id] = stage.stage
     for scores in session.scalars(select(CustomerRfm).where(CustomerRfm.workspace_id == workspace_id)):
         world.rfm[scores.customer_id] = scores
+    codes = dict(session.execute(select(Tier.id, Tier.code).where(Tier.workspace_id == workspace_id)).all())
+    for member in session.scalars(select(Member).where(Member.workspace_id == workspace_id)):
+        if member.status == "active":
+            world.members[member.customer_id] = (codes[member.tier_id], member.points_balance)
+    for coupon in session.scalars(select(Coupon).where(Coupon.workspace_id == workspace_id)):
+        world.coupons[coupon.customer_id].append(coupon)
     return world
 
 
@@ -119,6 +132,12 @@ def holds(rule: Rule, cid: int, w: World) -> bool:
             return _order(rule, cid, w)
         case BoughtCondition():
             return _bought(rule, cid, w)
+        case TierCondition(tiers):
+            return cid in w.members and w.members[cid][0] in tiers
+        case PointsCondition(compare):
+            return cid in w.members and compare.holds(w.members[cid][1])
+        case CouponCondition():
+            return _coupons(rule, cid, w)
     raise TypeError(rule)
 
 
@@ -266,3 +285,14 @@ def _bought(rule: BoughtCondition, cid: int, w: World) -> bool:
                 and (i.sku == rule.sku if rule.sku is not None
                      else i.category == rule.category or i.category.startswith(f"{rule.category}/"))}
     return rule.compare.holds(len(matching))
+
+
+def _coupons(rule: CouponCondition, cid: int, w: World) -> bool:
+    def in_state(coupon: Coupon) -> bool:
+        usable_now = coupon.state == "issued" and coupon.valid_from <= w.now < coupon.valid_until
+        past = coupon.state == "expired" or (coupon.state == "issued" and coupon.valid_until <= w.now)
+        return {"usable": usable_now, "expired": past}.get(rule.state, coupon.state == rule.state)
+
+    counted = [c for c in w.coupons[cid] if in_state(c) and in_window(c.issued_at, rule.window, w)
+               and (rule.template_id is None or c.template_id == rule.template_id)]
+    return rule.compare.holds(len(counted))

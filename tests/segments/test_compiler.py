@@ -14,7 +14,7 @@ from siyu.rules.compiler import UnscopedRule, check_workspace_scoped, compile_ru
 from siyu.rules.tree import parse_rule
 from siyu.workspaces.service import WorkspaceContext
 from tests.factories import event, order, refund
-from tests.segments.helpers import ingest, person, who
+from tests.segments.helpers import ids_by_unionid, ingest, person, who
 
 
 def test_text_tests_are_case_sensitive_and_skip_blank_values(db: Session, workspace: WorkspaceContext) -> None:
@@ -154,3 +154,32 @@ def test_a_query_reading_a_table_without_the_workspace_filter_is_refused(workspa
     with pytest.raises(UnscopedRule):
         check_workspace_scoped(select(customers.c.id).where(customers.c.workspace_id == workspace.id + 1),
                                workspace.id)
+
+
+def test_tier_points_and_coupon_state(db: Session, workspace: WorkspaceContext) -> None:
+    from tests.segments.test_compiler_property import loyalty_and_coupons
+
+    ingest(db, workspace, person("gold"), person("left"), person("none"))
+    ids = ids_by_unionid(db, workspace)
+    people = [{"member": ("gold", 600, "active"), "coupons": [("issued", 3, 10), ("issued", 40, -5)]},
+              {"member": ("gold", 900, "left"), "coupons": [("redeemed", 2, 10)]},
+              {"member": None, "coupons": []}]
+    loyalty_and_coupons(db, workspace, people, {"u-0": ids["gold"], "u-1": ids["left"], "u-2": ids["none"]})
+    db.commit()
+    assert who(db, workspace, {"kind": "tier", "tiers": ["gold"]}) == {"gold"}
+    assert who(db, workspace, {"kind": "points", "op": "gte", "value": 500}) == {"gold"}
+    assert who(db, workspace, {"kind": "coupon", "state": "usable"}) == {"gold"}
+    assert who(db, workspace, {"kind": "coupon", "state": "expired", "window": 30}) == set()
+    assert who(db, workspace, {"kind": "coupon", "state": "expired"}) == {"gold"}
+    assert who(db, workspace, {"kind": "coupon", "state": "redeemed", "op": "eq", "value": 0}) == {"gold", "none"}
+
+
+def test_unknown_tiers_and_coupon_templates_are_named(db: Session, workspace: WorkspaceContext) -> None:
+    from siyu.rules.references import check_rule
+    from siyu.rules.tree import RuleInvalid
+
+    with pytest.raises(RuleInvalid) as caught:
+        check_rule(db, workspace.id, {"any": [{"kind": "tier", "tiers": ["platinum"]},
+                                              {"kind": "coupon", "state": "usable", "template_id": 9}]}, owner=None)
+    assert [str(i) for i in caught.value.issues] == ["any[0].tiers[0]: no tier 'platinum' in this workspace",
+                                                     "any[1].template_id: no coupon template 9 in this workspace"]

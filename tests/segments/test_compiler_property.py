@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from siyu.coupons.models import Coupon, CouponTemplate
 from siyu.customers.models import Customer
 from siyu.db.session import session_factory
 from siyu.events.service import ingest_events
 from siyu.kit import clock
+from siyu.loyalty.models import Member, Tier
 from siyu.rules.compiler import SCOPE, compile_rule, evaluation_select
 from siyu.rules.tree import parse_rule, to_json
 from siyu.segments.lifecycle import update_lifecycle
@@ -44,6 +46,10 @@ def customer_data(draw: st.DrawFn) -> dict[str, Any]:
         "events": draw(st.lists(st.tuples(st.sampled_from(["viewed", "check_in"]), days_ago,
                                           st.dictionaries(st.sampled_from(["amount", "tier"]), json_values,
                                                           max_size=2)), max_size=4)),
+        "member": draw(st.one_of(st.none(), st.tuples(st.sampled_from(["silver", "gold"]), st.integers(-50, 900),
+                                                      st.sampled_from(["active", "active", "left"])))),
+        "coupons": draw(st.lists(st.tuples(st.sampled_from(["issued", "redeemed", "expired", "voided"]), days_ago,
+                                           st.integers(-30, 60)), max_size=3)),
         "orders": draw(st.lists(st.tuples(days_ago, st.lists(st.tuples(st.sampled_from(SKUS),
                                                                        st.sampled_from(CATEGORIES),
                                                                        st.integers(1, 3), st.integers(0, 40000)),
@@ -82,6 +88,35 @@ def build(session: Session, ctx: WorkspaceContext, people: list[dict[str, Any]])
                             "identities": who[:1], "properties": {"order_id": order_id, "amount_fen": amount}})
     results = ingest_events(session, ctx, raw, max_batch=None)
     assert all(r.status == "accepted" for r in results), [r.as_dict() for r in results if r.status != "accepted"]
+    customer_of = {f"u-{i}": r.customer_id for i, r in enumerate(x for x in results if x.id and x.id.startswith("id-"))}
+    loyalty_and_coupons(session, ctx, people, customer_of)
+
+
+def loyalty_and_coupons(session: Session, ctx: WorkspaceContext, people: list[dict[str, Any]],
+                        customer_of: dict[str, int | None]) -> None:
+    """Members and coupons written directly: the rules read them, the loyalty and coupon rules are
+    those domains' business."""
+    now = clock.now()
+    tiers = {code: Tier(workspace_id=ctx.id, code=code, name=code, rank=rank, threshold=rank * 1000, created_at=now,
+                        updated_at=now) for rank, code in enumerate(["silver", "gold"])}
+    template = CouponTemplate(workspace_id=ctx.id, name="满100减10", kind="amount_off", amount_off_fen=1000,
+                              created_at=now, updated_at=now)
+    session.add_all([*tiers.values(), template])
+    session.flush()
+    for i, person in enumerate(people):
+        customer_id = customer_of[f"u-{i}"]
+        assert customer_id is not None
+        if person["member"] is not None:
+            code, points, status = person["member"]
+            session.add(Member(workspace_id=ctx.id, customer_id=customer_id, member_number=f"M{i}", status=status,
+                               tier_id=tiers[code].id, tier_reached_at=now, points_balance=points, consent_at=now,
+                               consent_channel="test", consent_text_version="1", enrolled_at=now, updated_at=now))
+        for j, (state, ago, valid_days) in enumerate(person["coupons"]):
+            issued = now - timedelta(days=ago, seconds=j)
+            session.add(Coupon(workspace_id=ctx.id, template_id=template.id, customer_id=customer_id,
+                               code=f"C{i}X{j}", state=state, cause_key=f"test:{i}:{j}", issued_at=issued,
+                               valid_from=issued, valid_until=now + timedelta(days=valid_days, seconds=j)))
+    session.flush()
 
 
 def comparison(prop: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -166,6 +201,12 @@ def leaves(tag_ids: list[int], segment_id: int) -> st.SearchStrategy[dict[str, A
                   st.sampled_from(["important_value", "general_retain", "important_develop"])),
         st.builds(lambda s, c: {"kind": "rfm", "score": s, **c}, st.sampled_from(["r", "f", "m"]),
                   comparison(st.integers(1, 5))),
+        st.builds(lambda t: {"kind": "tier", "tiers": t},
+                  st.lists(st.sampled_from(["silver", "gold"]), min_size=1, max_size=2, unique=True)),
+        st.builds(lambda c: {"kind": "points", **c}, comparison(st.sampled_from([-10, 0, 100, 500]))),
+        st.builds(lambda s, c, w: {"kind": "coupon", "state": s, **c, **({"window": w} if w else {})},
+                  st.sampled_from(["usable", "redeemed", "expired", "voided"]), comparison(st.integers(0, 2)),
+                  st.one_of(st.none(), windows)),
     )
 
 

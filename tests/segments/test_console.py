@@ -88,7 +88,11 @@ def test_the_builder_reads_back_every_kind_it_writes() -> None:
                  {"not": {"kind": "bought", "category": "母婴", "op": "between", "value": {"min": 1, "max": 3}}},
                  {"kind": "lifecycle", "stages": ["sleeping", "lost"]},
                  {"kind": "attribute", "key": "vip", "op": "eq", "value": True},
-                 {"kind": "rfm", "score": "m", "op": "gte", "value": 4}]}]}
+                 {"kind": "rfm", "score": "m", "op": "gte", "value": 4},
+                 {"kind": "tier", "tiers": ["gold", "diamond"]},
+                 {"kind": "points", "op": "between", "value": {"min": 100, "max": 500}},
+                 {"kind": "coupon", "state": "usable", "template_id": 3, "op": "gte", "value": 1,
+                  "window": {"last_days": 30}}]}]}
     assert to_json(parse_rule(forms.to_rule(forms.from_rule(rule))[0])) == rule
 
 

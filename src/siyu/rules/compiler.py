@@ -41,10 +41,12 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from sqlalchemy.sql.operators import eq
 
+from siyu.coupons.models import Coupon
 from siyu.customers.models import Customer, Identity
 from siyu.db.base import UTCDateTime, table_of
 from siyu.events.models import CustomerRollup, Event, Order, OrderItem
 from siyu.kit.errors import ValidationFailed
+from siyu.loyalty.models import Member, Tier
 from siyu.rules import sql
 from siyu.rules.tree import (
     TEXT_FIELDS,
@@ -53,16 +55,19 @@ from siyu.rules.tree import (
     AttributeCondition,
     BoughtCondition,
     Compare,
+    CouponCondition,
     EventCondition,
     IdentityCondition,
     LifecycleCondition,
     NotOf,
     OrderCondition,
+    PointsCondition,
     ProfileCondition,
     RfmCondition,
     Rule,
     SegmentCondition,
     TagCondition,
+    TierCondition,
     ValueTest,
     Window,
 )
@@ -80,6 +85,9 @@ customer_tags = table_of(CustomerTag)
 memberships = table_of(SegmentMembership)
 lifecycle = table_of(CustomerLifecycle)
 rfm = table_of(CustomerRfm)
+loyalty_members = table_of(Member)
+loyalty_tiers = table_of(Tier)
+coupons = table_of(Coupon)
 REFUNDED = "refunded"
 Maker = Callable[[datetime], Any]
 
@@ -299,7 +307,36 @@ class _Compiler:
                 return self.member(sub, positive)
             case RfmCondition():
                 return self.rfm(rule, positive)
+            case TierCondition(codes):
+                sub = (select(loyalty_members.c.customer_id)
+                       .join(loyalty_tiers, loyalty_tiers.c.id == loyalty_members.c.tier_id)
+                       .where(loyalty_members.c.workspace_id == self.ws, loyalty_tiers.c.workspace_id == self.ws,
+                              loyalty_members.c.status == "active", loyalty_tiers.c.code.in_(codes),
+                              *self.in_scope(loyalty_members.c.customer_id)))
+                return self.member(sub, positive)
+            case PointsCondition(compare):
+                sub = select(loyalty_members.c.customer_id).where(
+                    loyalty_members.c.workspace_id == self.ws, loyalty_members.c.status == "active",
+                    self.test(loyalty_members.c.points_balance, compare),
+                    *self.in_scope(loyalty_members.c.customer_id))
+                return self.member(sub, positive)
+            case CouponCondition():
+                return self.coupons(rule, positive)
         raise TypeError(f"not a rule node: {rule!r}")
+
+    def coupons(self, rule: CouponCondition, positive: bool) -> ColumnElement[bool]:
+        state, now = coupons.c.state, self.ago(0)
+        in_state = {
+            "usable": and_(state == "issued", coupons.c.valid_from <= now, coupons.c.valid_until > now),
+            "expired": or_(state == "expired", and_(state == "issued", coupons.c.valid_until <= now)),
+            "redeemed": state == "redeemed",
+            "voided": state == "voided",
+        }[rule.state]
+        sub = select(coupons.c.customer_id).where(
+            coupons.c.workspace_id == self.ws, in_state,
+            *([coupons.c.template_id == rule.template_id] if rule.template_id is not None else []),
+            *self.window(coupons.c.issued_at, rule.window), *self.in_scope(coupons.c.customer_id))
+        return self.counted(sub, coupons.c.customer_id, func.count(), rule.compare, positive)
 
     # -- profile and custom attributes -----------------------------------------------------------
     def profile(self, rule: ProfileCondition) -> ColumnElement[bool]:

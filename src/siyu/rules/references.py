@@ -13,7 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from siyu.coupons.models import CouponTemplate
+from siyu.loyalty.models import Tier
 from siyu.rules.tree import (
+    CouponCondition,
     LifecycleCondition,
     RfmCondition,
     Rule,
@@ -21,6 +24,7 @@ from siyu.rules.tree import (
     RuleIssue,
     SegmentCondition,
     TagCondition,
+    TierCondition,
     child_path,
     conditions,
     parse_rule,
@@ -80,6 +84,7 @@ def check_rule(session: Session, workspace_id: int, raw: Any, owner: NodeKey | N
         elif isinstance(condition, SegmentCondition) and ("segment", condition.segment_id) not in names:
             issues.append(RuleIssue(child_path(path, "segment_id"), f"no segment {condition.segment_id} "
                                                                     "in this workspace"))
+    issues += _loyalty_issues(session, workspace_id, rule)
     if issues:
         raise RuleInvalid(issues)
     if owner is not None:
@@ -89,6 +94,24 @@ def check_rule(session: Session, workspace_id: int, raw: Any, owner: NodeKey | N
             path = _path_of_reference(rule, cycle[0])
             raise RuleInvalid([RuleIssue(path, f"circular reference: {label}")])
     return rule
+
+
+def _loyalty_issues(session: Session, workspace_id: int, rule: Rule) -> list[RuleIssue]:
+    """Tier codes and coupon templates named by a rule must exist in the workspace."""
+    issues: list[RuleIssue] = []
+    tier_codes: set[str] | None = None
+    for path, condition in conditions(rule):
+        if isinstance(condition, TierCondition):
+            if tier_codes is None:
+                tier_codes = set(session.scalars(select(Tier.code).where(Tier.workspace_id == workspace_id)))
+            issues += [RuleIssue(child_path(child_path(path, "tiers"), i), f"no tier {code!r} in this workspace")
+                       for i, code in enumerate(condition.tiers) if code not in tier_codes]
+        elif isinstance(condition, CouponCondition) and condition.template_id is not None and session.scalar(
+                select(CouponTemplate.id).where(CouponTemplate.workspace_id == workspace_id,
+                                                CouponTemplate.id == condition.template_id)) is None:
+            issues.append(RuleIssue(child_path(path, "template_id"),
+                                    f"no coupon template {condition.template_id} in this workspace"))
+    return issues
 
 
 def _cycle_through(owner: NodeKey, deps: set[NodeKey], edges: Mapping[NodeKey, Iterable[NodeKey]]

@@ -16,6 +16,9 @@ each an object with a `kind`:
     {"kind": "segment",   "op": "in", "segment_id": 7}
     {"kind": "lifecycle", "stages": ["sleeping", "lost"]}
     {"kind": "rfm",       "class": "important_value"}      or   {"kind": "rfm", "score": "r", "op": "gte", "value": 4}
+    {"kind": "tier",      "tiers": ["gold", "diamond"]}
+    {"kind": "points",    "op": "gte", "value": 500}
+    {"kind": "coupon",    "state": "usable", "template_id": 4, "op": "gte", "value": 1}
 
 A window is a number of days back from now (`30` or `{"last_days": 30}`) or workspace-local
 calendar dates, both inclusive (`{"from": "2026-01-01", "to": "2026-03-31"}`); no window means
@@ -28,6 +31,7 @@ all time. Semantics the compiler and the reference evaluator share:
 - count and sum over no events are 0; min, max, first and last over no events make the condition false.
   `first` / `last` are the days since the first / last matching event.
 - Orders that were refunded in full do not count; spend is what was paid minus what was refunded.
+- Tier and points read active members of the loyalty programme; coupons count like events (0 when none).
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ LIFECYCLE_STAGES = ("prospect", "new", "active", "sleeping", "lost", "returned")
 RFM_CLASSES = ("important_value", "important_develop", "important_keep", "important_retain",
                "general_value", "general_develop", "general_keep", "general_retain")
 RFM_SCORES = ("r", "f", "m")
+# usable: issued and valid now; expired: past its validity (whether or not the expiry job ran yet)
+COUPON_STATES = ("usable", "redeemed", "expired", "voided")
 
 KEY_PATTERN = re.compile(r"^[\w\-]{1,64}$")
 EVENT_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,99}$")
@@ -199,8 +205,33 @@ class RfmCondition:
     compare: Compare | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TierCondition:
+    """An active member of the loyalty programme on one of these tiers (by tier code)."""
+
+    tiers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PointsCondition:
+    """The available points balance of an active member (non-members never match)."""
+
+    compare: Compare
+
+
+@dataclass(frozen=True, slots=True)
+class CouponCondition:
+    """How many of the customer's coupons are in a state (of a template, issued within a window)."""
+
+    state: str
+    compare: Compare
+    template_id: int | None = None
+    window: Window | None = None
+
+
 Condition = (ProfileCondition | AttributeCondition | IdentityCondition | TagCondition | EventCondition
-             | OrderCondition | BoughtCondition | SegmentCondition | LifecycleCondition | RfmCondition)
+             | OrderCondition | BoughtCondition | SegmentCondition | LifecycleCondition | RfmCondition
+             | TierCondition | PointsCondition | CouponCondition)
 Rule = AllOf | AnyOf | NotOf | Condition
 
 
@@ -663,9 +694,45 @@ def _rfm(p: _Parser, raw: dict[str, Any], path: str) -> Rule | None:
     return RfmCondition(score=score, compare=compare)
 
 
+def _tier(p: _Parser, raw: dict[str, Any], path: str) -> Rule | None:
+    if not p.fields(raw, path, ("tiers",)):
+        return None
+    tiers = raw["tiers"]
+    if (not isinstance(tiers, list) or not tiers or len(tiers) > 50
+            or not all(isinstance(t, str) and KEY_PATTERN.match(t) for t in tiers)):
+        p.issue(child_path(path, "tiers"), "must be a list of 1 to 50 tier codes")
+        return None
+    return TierCondition(tuple(dict.fromkeys(tiers)))
+
+
+def _points(p: _Parser, raw: dict[str, Any], path: str) -> Rule | None:
+    if not p.fields(raw, path, ("op", "value")):
+        return None
+    compare = p.compare(raw, path, NUMBER_OPS, "a points balance", minimum=None)
+    return PointsCondition(compare) if compare is not None else None
+
+
+def _coupon(p: _Parser, raw: dict[str, Any], path: str) -> Rule | None:
+    if not p.fields(raw, path, ("state",), ("template_id", "window", "op", "value")):
+        return None
+    state = p.choice(raw["state"], child_path(path, "state"), COUPON_STATES, "a coupon")
+    template_id = raw.get("template_id")
+    if template_id is not None and (isinstance(template_id, bool) or not isinstance(template_id, int)
+                                    or template_id <= 0):
+        p.issue(child_path(path, "template_id"), "must be a coupon template id")
+        return None
+    compare = (p.compare(raw, path, NUMBER_OPS, "a number of coupons") if "op" in raw or "value" in raw
+               else Compare("gte", 1))
+    window = p.window(raw["window"], child_path(path, "window")) if "window" in raw else None
+    if state is None or compare is None or ("window" in raw and window is None):
+        return None
+    return CouponCondition(state, compare, template_id, window)
+
+
 _CONDITIONS = {
     "profile": _profile, "attribute": _attribute, "identity": _identity, "tag": _tag, "event": _event,
     "order": _order, "bought": _bought, "segment": _segment, "lifecycle": _lifecycle, "rfm": _rfm,
+    "tier": _tier, "points": _points, "coupon": _coupon,
 }
 
 
@@ -724,6 +791,15 @@ def to_json(rule: Rule) -> dict[str, Any]:
                 return {"kind": "rfm", "class": rfm_class}
             assert compare is not None
             return _compare_json({"kind": "rfm", "score": score}, compare)
+        case TierCondition(tiers):
+            return {"kind": "tier", "tiers": list(tiers)}
+        case PointsCondition(compare):
+            return _compare_json({"kind": "points"}, compare)
+        case CouponCondition(state, compare, template_id, window):
+            doc = {"kind": "coupon", "state": state}
+            if template_id is not None:
+                doc["template_id"] = template_id
+            return _window_json(_compare_json(doc, compare), window)
     raise TypeError(f"not a rule node: {rule!r}")
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from siyu.rules.tree import RuleInvalid, RuleIssue, child_path, parse_rule
 
-KINDS = ("order", "bought", "event", "tag", "profile", "attribute", "identity", "segment", "lifecycle", "rfm")
+KINDS = ("order", "bought", "event", "tag", "profile", "attribute", "identity", "segment", "lifecycle", "rfm", "tier",
+         "points", "coupon")
 LIST_FIELDS = ("tags", "stages")
 DEFAULTS: dict[str, dict[str, str]] = {
     "order": {"measure": "count", "op": "gte", "value": "1"},
@@ -28,6 +29,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "segment": {"op": "in"},
     "lifecycle": {},
     "rfm": {"mode": "class", "class": "important_value", "score": "r", "op": "gte", "value": "4"},
+    "tier": {},
+    "points": {"op": "gte", "value": "100"},
+    "coupon": {"state": "usable", "op": "gte", "value": "1"},
 }
 
 
@@ -264,6 +268,15 @@ def _condition(row: Row) -> dict[str, Any]:
         return {"kind": "segment", "op": row.get("op"), "segment_id": _number(row.get("segment"))}
     if kind == "lifecycle":
         return {"kind": "lifecycle", "stages": row.chosen("stages")}
+    if kind == "tier":
+        return {"kind": "tier", "tiers": [t.strip() for t in row.get("tiers").split(",") if t.strip()]}
+    if kind == "points":
+        return _compare(row, {"kind": "points"})
+    if kind == "coupon":
+        coupon: dict[str, Any] = {"kind": "coupon", "state": row.get("state")}
+        if row.get("template"):
+            coupon["template_id"] = _number(row.get("template"))
+        return _window(row, _compare(row, coupon))
     if row.get("mode") == "class":
         return {"kind": "rfm", "class": row.get("class")}
     return _compare(row, {"kind": "rfm", "score": row.get("score")})
@@ -299,9 +312,9 @@ def _row_of(row_id: str, condition: dict[str, Any], negate: bool) -> Row:
     values: dict[str, str] = {}
     lists: dict[str, list[str]] = {}
     for key, value in condition.items():
-        if key in ("kind", "value", "where", "window", "tags", "stages"):
+        if key in ("kind", "value", "where", "window", "tags", "stages", "tiers"):
             continue
-        values["segment" if key == "segment_id" else key] = str(value)
+        values[{"segment_id": "segment", "template_id": "template"}.get(key, key)] = str(value)
     _values_of(kind, condition, values, lists)
     return Row(row_id, kind, negate, values, lists)
 
@@ -334,6 +347,8 @@ def _values_of(kind: str, condition: dict[str, Any], values: dict[str, str], lis
     if where:
         values.update(where_key=where[0]["key"], where_op=where[0]["op"], where_value=_text(where[0].get("value")))
     lists.update(tags=[str(t) for t in condition.get("tags", [])], stages=list(condition.get("stages", [])))
+    if kind == "tier":
+        values["tiers"] = ", ".join(condition.get("tiers", []))
 
 
 def _text(value: Any) -> str:
