@@ -32,7 +32,7 @@ import orjson
 from sqlalchemy import Engine
 
 from siyu.customers.identities import STANDARD_IDENTITY_TYPES
-from siyu.db.session import transaction
+from siyu.db.session import bulk_loading, transaction
 from siyu.events.service import ItemResult, custom_event_type_names, ingest_validated
 from siyu.events.validation import Rejection, ValidEvent, validate_event
 from siyu.kit import clock
@@ -40,7 +40,7 @@ from siyu.kit.errors import ValidationFailed
 from siyu.workspaces.service import WorkspaceContext
 
 KINDS = ("events", "customers", "orders")
-BATCH = 20_000
+BATCH = 40_000
 # Smaller files are read in-process: starting the reading process costs about a second.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 PIECE = 2000  # rows the reading process validates and sends at a time
@@ -131,9 +131,11 @@ def import_file(engine: Engine, ctx: WorkspaceContext, path: Path, kind: str,
     reading = ReadingJob(path, file_format, kind, batch_size, ctx, custom_types, clock.get_clock())
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_MIN_BYTES
-    with RejectsWriter(rejects_path, file_format, path) as rejects, _few_collections():
+    with (RejectsWriter(rejects_path, file_format, path) as rejects, _few_collections(),
+          bulk_loading(engine) as (loader, committed)):
         for batch in _whole_batches(_pieces_from_child(reading) if parallel else reading.pieces()):
-            _ingest_batch(engine, ctx, batch, summary, rejects)
+            _ingest_batch(loader, ctx, batch, summary, rejects)
+            committed()
             if progress is not None:
                 progress(batch.position)
     summary.rejected_file = rejects_path if summary.rejected else None
