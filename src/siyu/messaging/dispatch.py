@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, text, update
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
@@ -38,10 +38,10 @@ from siyu.messaging.outbox import cyclic_gc_paused
 from siyu.messaging.policy import Candidate, ContactPolicy
 from siyu.messaging.preferences import settle_one_time_consents
 from siyu.messaging.settings import ChannelSettings, load_channels
-from siyu.messaging.sql import insert_many, one_of
+from siyu.messaging.sql import fast_json_results, insert_many, one_of, relaxed_commit
 
 log = logging.getLogger("siyu.messaging.dispatch")
-BATCH = 500
+BATCH = 1000
 MAX_BACKOFF_SECONDS = 3600
 _outbox = table_of(OutboxMessage)
 _COLUMNS = (OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.customer_id, OutboxMessage.channel,
@@ -120,6 +120,7 @@ _Batch = tuple[list["_Claimed"], str, dict[int, "_Workspace"]]
 def _claim(engine: Engine, batch: int, stats: DispatchStats) -> _Batch | None:
     attempt_id = uuid.uuid4().hex
     with transaction(engine) as session:
+        fast_json_results(session)
         now = clock.now()
         stmt = (select(*_COLUMNS).where(OutboxMessage.state.in_(DUE_STATES), OutboxMessage.due_at <= now)
                 .order_by(OutboxMessage.due_at).limit(batch))
@@ -276,6 +277,7 @@ def _last_result(state: RetryCallState) -> SendResult:
 def _record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces: dict[int, _Workspace],
             stats: DispatchStats) -> None:
     with transaction(engine) as session:
+        relaxed_commit(session.connection())
         now = clock.now()
         outcome_rows: dict[str, list[int]] = defaultdict(list)
         per_row: list[dict[str, Any]] = []
@@ -294,7 +296,7 @@ def _record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces
             outcome = result.outcome
             if outcome == "ambiguous" and item.idempotent:
                 outcome = "transient"
-            if outcome == "delivered" and not result.provider_message_id:
+            if outcome == "delivered" and not result.provider_message_id and len(item.attempts) == 1:
                 outcome_rows["delivered"].append(row.id)
                 stats.sent += 1
             elif outcome in ("sent", "delivered"):
@@ -320,8 +322,8 @@ def _record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces
                 stats.failed += 1
             if outcome in ("sent", "delivered") and row.channel in ws.policy.settings.one_time_consent_channels:
                 used.append(row.id)
-        _write_outcomes(session, attempt_id, now, outcome_rows, per_row)
-        _write_attempts(session, claimed, attempt_id)
+        logged = _write_outcomes(session, attempt_id, now, outcome_rows, per_row)
+        _write_attempts(session, [item for item in claimed if item.row.id not in logged], attempt_id)
         for workspace_id, keys in refunds.items():
             usage.refund(session, workspace_id, keys)
         settle_one_time_consents(session, released, used=False)
@@ -331,9 +333,22 @@ def _record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces
 
 
 def _write_outcomes(session: Session, attempt_id: str, now: datetime, grouped: dict[str, list[int]],
-                    per_row: list[dict[str, Any]]) -> None:
+                    per_row: list[dict[str, Any]]) -> set[int]:
+    """Write the outcomes, fenced by the attempt id; returns the messages whose attempt was logged too."""
     fence = _outbox.c.attempt_id == attempt_id
     delivered = grouped.get("delivered", [])
+    logged: set[int] = set()
+    if delivered and session.get_bind().dialect.name == "postgresql":
+        # The usual batch (all delivered at the first call) in one statement: outcome and attempt log.
+        session.execute(text(
+            "WITH done AS (UPDATE outbox SET state = 'delivered', sent_at = :now, delivered_at = :now, "
+            "locked_until = NULL, reason = NULL, detail = NULL WHERE attempt_id = :attempt "
+            "AND id IN (SELECT unnest(CAST(:ids AS bigint[]))) RETURNING workspace_id, id, attempts) "
+            "INSERT INTO message_attempts (workspace_id, outbox_id, attempt_id, number, at, outcome) "
+            "SELECT workspace_id, id, :attempt, attempts, :now, 'delivered' FROM done"),
+            {"now": now, "attempt": attempt_id, "ids": "{" + ",".join(map(str, delivered)) + "}"})
+        logged.update(delivered)
+        delivered = []
     for start in range(0, len(delivered), 1000):
         session.execute(update(_outbox).where(fence, one_of(session, _outbox.c.id, delivered[start:start + 1000]))
                         .values(state="delivered", sent_at=now, delivered_at=now, locked_until=None,
@@ -346,6 +361,7 @@ def _write_outcomes(session: Session, attempt_id: str, now: datetime, grouped: d
         stmt = (update(_outbox).where(fence, _outbox.c.id == bindparam("i"))
                 .values(locked_until=None, **columns))
         session.execute(stmt, params)
+    return logged
 
 
 ATTEMPT_COLUMNS = (("workspace_id", "bigint"), ("outbox_id", "bigint"), ("attempt_id", "text"), ("number", "integer"),
