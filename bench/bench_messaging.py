@@ -147,12 +147,22 @@ def bench_dispatch(url: str, recipients: int) -> None:
             time.sleep(0.5)
         check_no_duplicates(engine, workspace_id, broadcast_id, to_send)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-        for worker in workers:
-            worker.wait(timeout=30)
+        stop(workers)
         engine.dispose()
+
+
+def stop(workers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (a worker finishes its loop turn), then SIGKILL whatever is still running after a minute."""
+    for worker in workers:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    for worker in workers:
+        try:
+            worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
 
 
 def check_no_duplicates(engine: Engine, workspace_id: int, broadcast_id: int, to_send: int) -> None:
