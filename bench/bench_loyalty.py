@@ -1,8 +1,9 @@
 """Loyalty benchmarks (issue 5).
 
 - Replaying stored `order_paid` events through points earning and tier evaluation, in the batches the
-  worker receives (`events_ingested`, 1,000 events): events/s on SQLite and PostgreSQL; then the same
-  events again (a replay), which must change nothing.
+  worker receives: those of `siyu import` (siyu.events.importer.BATCH events) and those of the API
+  (1,000 events): events/s on SQLite and PostgreSQL; then the same events again, which must change
+  nothing.
 - Monthly benefit issuance (a coupon per member per month): members/s and total time; a re-run
   issues nothing.
 
@@ -27,11 +28,12 @@ from bench.common import figure, scratch_postgres, scratch_sqlite
 from siyu.db.bulk import Bulk, chunks
 from siyu.db.migrate import upgrade
 from siyu.db.session import make_engine, transaction
+from siyu.events.importer import BATCH as IMPORT_BATCH
 from siyu.kit.clock import FrozenClock, use_clock
 from siyu.workspaces.service import WorkspaceContext, context_of, create_workspace
 
 NOW = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
-BATCH = 1000
+API_BATCH = 1000
 SKUS = [("MILK-800", "母婴/奶粉", 29800), ("DIAPER-L", "母婴/纸尿裤", 15900), ("MASK-10", "美妆/面膜", 9900),
         ("SERUM-30", "美妆/护肤", 45900)]
 
@@ -131,18 +133,18 @@ def analyze(engine: Engine) -> None:
             connection.commit()
 
 
-def replay(engine: Engine, ctx: WorkspaceContext, event_ids: list[int]) -> tuple[float, int]:
+def replay(engine: Engine, ctx: WorkspaceContext, event_ids: list[int], batch: int) -> tuple[float, int]:
     from siyu.loyalty.service import process_events
 
     processed = 0
     start = time.perf_counter()
-    for part in chunks(event_ids, BATCH):
+    for part in chunks(event_ids, batch):
         with transaction(engine) as session:
             processed += process_events(session, ctx, list(part)).events
     return time.perf_counter() - start, processed
 
 
-def bench_replay(backend: str, events: int, members: int) -> None:
+def bench_replay(backend: str, events: int, members: int, batch: int) -> None:
     from siyu.loyalty.models import Member, PointsEntry, TierChange
 
     with database(backend, "loyalty") as url:
@@ -150,17 +152,17 @@ def bench_replay(backend: str, events: int, members: int) -> None:
         engine = make_engine(url)
         ctx = new_workspace(engine, "replay")
         event_ids = seed_orders(engine, ctx, seed_members(engine, ctx, members), events)
-        seconds, processed = replay(engine, ctx, event_ids)
+        seconds, processed = replay(engine, ctx, event_ids, batch)
         assert processed == events, processed
-        figure(f"earn + tiers, {events:,} order_paid, {members:,} members, {backend}", events / seconds,
-               "events/s", "≥ 5,000")
+        figure(f"earn + tiers, {events:,} order_paid in batches of {batch:,}, {members:,} members, {backend}",
+               events / seconds, "events/s", "≥ 5,000")
         with transaction(engine) as session:
             entries = session.scalar(select(func.count()).select_from(PointsEntry))
             upgrades = session.scalar(select(func.count()).select_from(TierChange).where(TierChange.direction == "up"))
             balances = session.execute(select(func.sum(Member.points_balance), func.sum(Member.points_pending))).one()
             sums = session.execute(select(func.sum(PointsEntry.points), func.sum(PointsEntry.pending))).one()
         assert tuple(balances) == tuple(sums), (balances, sums)
-        seconds, processed = replay(engine, ctx, event_ids)
+        seconds, processed = replay(engine, ctx, event_ids, batch)
         assert processed == 0, processed
         with transaction(engine) as session:
             assert session.scalar(select(func.count()).select_from(PointsEntry)) == entries
@@ -207,12 +209,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--benefit-members", type=int, default=100_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--only", choices=["replay", "benefits"], default=None)
+    parser.add_argument("--batch", type=int, action="append",
+                        help=f"events per job (default: {IMPORT_BATCH:,} as `siyu import` sends, and {API_BATCH:,} "
+                             "as the API does)")
     args = parser.parse_args(argv)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with use_clock(FrozenClock(NOW)):
         for backend in backends:
             if args.only in (None, "replay"):
-                bench_replay(backend, args.events, args.members)
+                for batch in args.batch or [IMPORT_BATCH, API_BATCH]:
+                    bench_replay(backend, args.events, args.members, batch)
             if args.only in (None, "benefits"):
                 bench_benefits(backend, args.benefit_members)
 

@@ -1,4 +1,5 @@
-"""Earning from events, one `events_ingested` batch at a time, in bulk (a handful of queries per batch,
+"""Earning from events, one ingested batch at a time (the per-type domain events `order_paid`, `check_in`,
+…), in bulk: a handful of queries per batch,
 not per event).
 
 - `order_paid`: floor(yuan paid × points per ¥ × tier multiplier × member-day multiplier) points,

@@ -6,6 +6,9 @@ atomic deltas, and each member's balance, pending points and debt move by the su
 entries in one `UPDATE ... SET x = x + :d`. So the balance always equals the sum of the ledger, and
 the available lots always hold max(balance, 0) points.
 
+A plan consumes the lots that existed when it started (kept in memory as it consumes them); lots it
+creates itself are written with it and consumable from the next plan on.
+
 Debt: without `allow_negative_balance`, a reversal that finds the points already spent takes what is
 there and records the rest as debt; later credits repay the debt first. With it, the balance goes
 negative instead and later credits fill it first.
@@ -60,12 +63,6 @@ class LedgerPlan:
             self.balances[member_id] = _Balances(m.points_balance, m.points_pending, m.points_debt)
         return self.balances[member_id]
 
-    def has(self, cause_key: str) -> bool:
-        return cause_key in self.keys
-
-    def balance(self, member_id: int) -> int:
-        return self._balance(member_id).points
-
     def _post(self, member_id: int, kind: str, cause_key: str, reason: str, occurred_at: datetime, *,
               points: int = 0, pending: int = 0, debt: int = 0, order_id: str | None = None,
               amount_fen: int | None = None, lot_id: int | None = None, actor: str | None = None) -> _Posting:
@@ -117,8 +114,6 @@ class LedgerPlan:
 
     def _lot(self, member_id: int, order_id: str | None, points: int, remaining: int, status: str,
              available_at: datetime, expires_at: datetime | None) -> dict[str, Any]:
-        if status == "available" and remaining > 0:
-            self._fifo.pop(member_id, None)  # a new lot changes the FIFO order: reload when needed
         return {"workspace_id": self.workspace_id, "member_id": member_id, "order_id": order_id, "points": points,
                 "remaining": remaining, "status": status, "available_at": available_at, "expires_at": expires_at,
                 "created_at": self.now}
@@ -156,7 +151,9 @@ class LedgerPlan:
         self._post(lot.member_id, "expire", cause_key, "points expired", self.now, points=-lot.remaining,
                    lot_id=lot.id)
         self.lot_changes.append({"lot_id": lot.id, "delta": -lot.remaining, "status": "expired"})
-        self._fifo.pop(lot.member_id, None)
+        for item in self._fifo.get(lot.member_id, []):
+            if item[0] == lot.id:
+                item[1] = 0
 
     def repay_debt(self, member_id: int, cause_key: str, reason: str) -> None:
         """Settle debt from available points (after two memberships were merged)."""
