@@ -56,7 +56,6 @@ def one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
     return column.in_(values)
 
 
-EXTRA_TYPES = {"status": "text", "updated_at": "timestamptz"}
 LEDGER_TABLES = ("loyalty_activities", "loyalty_points_ledger", "loyalty_points_lots", "loyalty_members",
                  "loyalty_tier_changes")
 
@@ -66,22 +65,23 @@ def refresh_statistics(session: Session) -> None:
     Bulk(session).refresh_statistics(LEDGER_TABLES)
 
 
-def add_to_rows(session: Session, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                extra: str = "") -> None:
-    """`UPDATE table SET c = c + delta ...` for many rows (each row: the deltas, then the id): atomic
-    increments, never values read back. On PostgreSQL one statement over arrays (`unnest`)."""
+def update_rows(session: Session, table: str, rows: Sequence[Sequence[Any]], *, add: Sequence[str] = (),
+                assign: Sequence[tuple[str, str]] = ()) -> None:
+    """`UPDATE table SET a = a + ?, ..., b = ? WHERE id = ?` for many rows; each row holds the increments
+    (`add`: atomic, never a value read back), the values (`assign`: column and PostgreSQL type), then
+    the id. Values as `Bulk` stores them. On PostgreSQL one statement over arrays (`unnest`)."""
     if not rows:
         return
-    sets = ", ".join(f"{c} = {c} + ?" for c in columns) + (f", {extra} = ?" if extra else "")
+    names = [*add, *(name for name, _ in assign), "id"]
     if not is_postgres(session):
+        sets = ", ".join([f"{c} = {c} + ?" for c in add] + [f"{c} = ?" for c, _ in assign])
         Bulk(session).run(f"UPDATE {table} SET {sets} WHERE id = ?", rows)
         return
-    names = [*columns, *([extra] if extra else []), "id"]
-    types = ["bigint"] * len(columns) + ([EXTRA_TYPES[extra]] if extra else []) + ["bigint"]
-    pg_sets = ", ".join(f"{c} = t.{c} + v.{c}" for c in columns) + (f", {extra} = v.{extra}" if extra else "")
+    types = ["bigint"] * len(add) + [t for _, t in assign] + ["bigint"]
+    sets = ", ".join([f"{c} = t.{c} + v.{c}" for c in add] + [f"{c} = v.{c}" for c, _ in assign])
     arrays = ", ".join(f"%s::{t}[]" for t in types)
     session.connection().exec_driver_sql(
-        f"UPDATE {table} AS t SET {pg_sets} FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.id = v.id",
+        f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.id = v.id",
         tuple([row[i] for row in rows] for i in range(len(names))))
 
 
@@ -206,15 +206,17 @@ def apply_balance_deltas(session: Session, deltas: dict[int, tuple[int, int, int
     if not deltas:
         return
     stamp = Bulk(session).ts(at)
-    add_to_rows(session, "loyalty_members", ("points_balance", "points_pending", "points_debt"),
-                [(p, q, d, stamp, mid) for mid, (p, q, d) in sorted(deltas.items())], "updated_at")
+    update_rows(session, "loyalty_members", [(p, q, d, stamp, mid) for mid, (p, q, d) in sorted(deltas.items())],
+                add=("points_balance", "points_pending", "points_debt"), assign=[("updated_at", "timestamptz")])
 
 
 def set_tiers(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(update(MEMBERS).where(MEMBERS.c.id == bindparam("member_id"))
-                        .values(tier_id=bindparam("new_tier_id"), tier_reached_at=bindparam("reached_at"),
-                                tier_valid_until=bindparam("valid_until"), updated_at=bindparam("at")), rows)
+    ts = _stored_time(session)
+    update_rows(session, "loyalty_members",
+                [(r["new_tier_id"], ts(r["reached_at"]), ts(r["valid_until"]), ts(r["at"]), r["member_id"])
+                 for r in rows],
+                assign=[("tier_id", "bigint"), ("tier_reached_at", "timestamptz"), ("tier_valid_until", "timestamptz"),
+                        ("updated_at", "timestamptz")])
 
 
 def list_members(session: Session, workspace_id: int, *, tier_id: int | None = None, status: str | None = None,
@@ -303,10 +305,11 @@ def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
     """remaining += delta (atomic), and the status when given."""
-    add_to_rows(session, "loyalty_points_lots", ("remaining",),
-                [(r["delta"], r["lot_id"]) for r in rows if r.get("status") is None])
-    add_to_rows(session, "loyalty_points_lots", ("remaining",),
-                [(r["delta"], r["status"], r["lot_id"]) for r in rows if r.get("status") is not None], "status")
+    update_rows(session, "loyalty_points_lots", [(r["delta"], r["lot_id"]) for r in rows if r.get("status") is None],
+                add=("remaining",))
+    update_rows(session, "loyalty_points_lots",
+                [(r["delta"], r["status"], r["lot_id"]) for r in rows if r.get("status") is not None],
+                add=("remaining",), assign=[("status", "text")])
 
 
 def fifo_lots(session: Session, member_id: int) -> list[PointsLot]:
