@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     and_,
@@ -88,7 +89,7 @@ rfm = table_of(CustomerRfm)
 loyalty_members = table_of(Member)
 loyalty_tiers = table_of(Tier)
 coupons = table_of(Coupon)
-REFUNDED = "refunded"
+REFUNDED = sql.text_constant("refunded")
 Maker = Callable[[datetime], Any]
 
 
@@ -134,7 +135,7 @@ def compile_rule(rule: Rule, *, workspace_id: int, timezone: str, dialect: str, 
 
 def evaluation_select(rules: list[CompiledRule], workspace_id: int) -> Select[Any]:
     """One row per scoped customer with a 0/1 column per rule: many rules, one round trip."""
-    columns = [case((r.condition, 1), else_=0).label(f"r{i}") for i, r in enumerate(rules)]
+    columns = [case((r.condition, sql.ONE), else_=sql.ZERO).label(f"r{i}") for i, r in enumerate(rules)]
     stmt = (select(customers.c.id, *columns)
             .where(*live_customers(workspace_id), customers.c.id.in_(scope_param())))
     check_workspace_scoped(stmt, workspace_id)
@@ -180,7 +181,8 @@ def _scoped_tables(where: Any, workspace_id: int) -> set[Any]:
 class _Compiler:
     def __init__(self, workspace_id: int, zone: ZoneInfo, dialect: str, now: datetime, prefix: str,
                  scoped: bool) -> None:
-        self.ws = workspace_id
+        # One parameter for every workspace filter of the statement.
+        self.ws = bindparam("rule_workspace", value=workspace_id, type_=BigInteger())
         self.zone = zone
         self.dialect = dialect
         self.now = now
@@ -238,20 +240,22 @@ class _Compiler:
 
     @staticmethod
     def test(value: Any, compare: Compare) -> ColumnElement[bool]:
+        number = sql.number(compare.value)
         match compare.op:
             case "eq":
-                return value == compare.value  # type: ignore[no-any-return]
+                return value == number  # type: ignore[no-any-return]
             case "ne":
-                return value != compare.value  # type: ignore[no-any-return]
+                return value != number  # type: ignore[no-any-return]
             case "gt":
-                return value > compare.value  # type: ignore[no-any-return]
+                return value > number  # type: ignore[no-any-return]
             case "gte":
-                return value >= compare.value  # type: ignore[no-any-return]
+                return value >= number  # type: ignore[no-any-return]
             case "lt":
-                return value < compare.value  # type: ignore[no-any-return]
+                return value < number  # type: ignore[no-any-return]
             case "lte":
-                return value <= compare.value  # type: ignore[no-any-return]
-        return and_(value >= compare.value, value <= compare.high)
+                return value <= number  # type: ignore[no-any-return]
+        assert compare.high is not None
+        return and_(value >= number, value <= sql.number(compare.high))
 
     def elapsed(self, moment: Any, compare: Compare) -> ColumnElement[bool]:
         """"Days since `moment`" compared, written as comparisons of `moment` itself (index friendly)."""
@@ -311,12 +315,12 @@ class _Compiler:
                 sub = (select(loyalty_members.c.customer_id)
                        .join(loyalty_tiers, loyalty_tiers.c.id == loyalty_members.c.tier_id)
                        .where(loyalty_members.c.workspace_id == self.ws, loyalty_tiers.c.workspace_id == self.ws,
-                              loyalty_members.c.status == "active", loyalty_tiers.c.code.in_(codes),
+                              loyalty_members.c.status == sql.text_constant("active"), loyalty_tiers.c.code.in_(codes),
                               *self.in_scope(loyalty_members.c.customer_id)))
                 return self.member(sub, positive)
             case PointsCondition(compare):
                 sub = select(loyalty_members.c.customer_id).where(
-                    loyalty_members.c.workspace_id == self.ws, loyalty_members.c.status == "active",
+                    loyalty_members.c.workspace_id == self.ws, loyalty_members.c.status == sql.text_constant("active"),
                     self.test(loyalty_members.c.points_balance, compare),
                     *self.in_scope(loyalty_members.c.customer_id))
                 return self.member(sub, positive)
@@ -459,7 +463,7 @@ class _Compiler:
             base = select(rollups.c.customer_id).where(rollups.c.workspace_id == self.ws,
                                                        *self.in_scope(rollups.c.customer_id))
             if measure == "average_order_fen":
-                return self.member(base.where(count > 0, self.average(spend, count, compare)), positive)
+                return self.member(base.where(count > sql.ZERO, self.average(spend, count, compare)), positive)
             value = count if measure == "count" else spend
             if compare.holds(0):
                 return self.member(base.where(not_(self.test(value, compare))), not positive)
@@ -478,8 +482,8 @@ class _Compiler:
         """spend / count compared exactly, without division: spend op value × count."""
         if compare.op == "between":
             assert compare.high is not None
-            return and_(spend >= count * compare.value, spend <= count * compare.high)
-        return self.test(spend - count * compare.value, Compare(compare.op, 0))
+            return and_(spend >= count * sql.number(compare.value), spend <= count * sql.number(compare.high))
+        return self.test(spend - count * sql.number(compare.value), Compare(compare.op, 0))
 
     def bought(self, rule: BoughtCondition, positive: bool) -> ColumnElement[bool]:
         if rule.category is not None:

@@ -3,6 +3,7 @@ condition, collecting every problem with the path of its node (`all[2].window: m
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any
 
@@ -138,7 +139,7 @@ class _Parser:
         return None
 
     def number(self, raw: Any, path: str, minimum: float | None = None) -> float | None:
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
             self.issue(path, "must be a number")
             return None
         if minimum is not None and raw < minimum:

@@ -9,10 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Numeric, and_, case, cast, func, literal, not_
+from sqlalchemy import Numeric, and_, case, cast, func, literal_column, not_
 from sqlalchemy.sql.elements import ColumnElement
 
 MISSING = "missing"
+
+
+def text_constant(value: str) -> ColumnElement[str]:
+    """A fixed word of siyu's own (a state, a JSON type name) written into the SQL — never input."""
+    assert value.replace("_", "").isalnum(), value
+    return literal_column(f"'{value}'")
+
+
+def number(value: float) -> ColumnElement[Any]:
+    """A number of a rule written into the SQL: parsed and finite, so safe; fewer parameters, and
+    PostgreSQL's generic plans see the value."""
+    return literal_column(str(value) if isinstance(value, int) else repr(float(value)))
+
+
+ONE: ColumnElement[Any] = literal_column("1")
+ZERO: ColumnElement[Any] = literal_column("0")
 
 
 def contains(dialect: str, haystack: Any, needle: str) -> ColumnElement[bool]:
@@ -22,7 +38,7 @@ def contains(dialect: str, haystack: Any, needle: str) -> ColumnElement[bool]:
 
 
 def starts_with(haystack: Any, prefix: str) -> ColumnElement[bool]:
-    return func.substr(haystack, 1, len(prefix)) == prefix
+    return func.substr(haystack, ONE, number(len(prefix))) == prefix
 
 
 def month_day(dialect: str, column: Any) -> ColumnElement[str]:
@@ -46,25 +62,27 @@ class JsonValue:
         self.postgres = dialect == "postgresql"
         self.column = column
         self.key = key
+        # Keys are letters, digits, _ and - (checked when the rule is parsed): safe to write in the SQL.
         if self.postgres:
-            self._type = func.jsonb_typeof(column.op("->")(literal(key)))
-            self._text: Any = column.op("->>")(literal(key))
+            quoted: ColumnElement[str] = literal_column(f"'{key}'")
+            self._type = func.jsonb_typeof(column.op("->")(quoted))
+            self._text: Any = column.op("->>")(quoted)
         else:
-            path = f'$."{key}"'
+            path: ColumnElement[str] = literal_column(f"""'$."{key}"'""")
             self._type = func.json_type(column, path)
             self._text = func.json_extract(column, path)
         # Never NULL: a missing key reads as 'missing'.
-        self.type_tag = func.coalesce(self._type, MISSING)
+        self.type_tag = func.coalesce(self._type, text_constant(MISSING))
 
     @property
     def is_text(self) -> ColumnElement[bool]:
-        return self.type_tag == ("string" if self.postgres else "text")
+        return self.type_tag == text_constant("string" if self.postgres else "text")
 
     @property
     def is_number(self) -> ColumnElement[bool]:
         if self.postgres:
-            return self.type_tag == "number"
-        return self.type_tag.in_(("integer", "real"))
+            return self.type_tag == text_constant("number")
+        return self.type_tag.in_((text_constant("integer"), text_constant("real")))
 
     @property
     def text(self) -> ColumnElement[Any]:
@@ -77,13 +95,13 @@ class JsonValue:
         return case((self.is_number, value), else_=None)
 
     def is_bool(self, value: bool) -> ColumnElement[bool]:
-        word = "true" if value else "false"
+        word = text_constant("true" if value else "false")
         if self.postgres:
-            return and_(self.type_tag == "boolean", self._text == word)
+            return and_(self.type_tag == text_constant("boolean"), self._text == word)
         return self.type_tag == word
 
     @property
     def is_set(self) -> ColumnElement[bool]:
         """Present, not null and not the empty string."""
-        blank_text = and_(self.is_text, self._text == "")
-        return and_(self.type_tag.not_in((MISSING, "null")), not_(blank_text))
+        blank_text = and_(self.is_text, self._text == literal_column("''"))
+        return and_(self.type_tag.not_in((text_constant(MISSING), text_constant("null"))), not_(blank_text))
