@@ -225,11 +225,16 @@ def save_policy(session: Session, workspace_id: int, policy: PolicySettings) -> 
 def configure_channel(session: Session, workspace_id: int, name: str, data: dict[str, Any]) -> ChannelSettings:
     """Set one channel's settings; the adapter validates its own config before anything is stored."""
     from siyu.messaging.channels import adapter_class
+    from siyu.messaging.channels.base import SECRET_FIELDS
 
     settings = parse_channel(name, data)
-    settings.config = adapter_class(name).validate_config(settings.config)
     row = _row(session, workspace_id)
     stored = dict(row.channels) if row is not None else {}
+    previous = (stored.get(name) or {}).get("config", {})
+    for key in SECRET_FIELDS:  # a form shows secrets as ***: sending that back keeps the secret
+        if settings.config.get(key) == "***" and key in previous:
+            settings.config[key] = previous[key]
+    settings.config = adapter_class(name).validate_config(settings.config)
     stored[name] = settings.model_dump(mode="json")
     _save(session, workspace_id, channels=stored)
     return settings
