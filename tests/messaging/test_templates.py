@@ -129,3 +129,16 @@ def test_an_unsubscribe_link_asks_first_then_opts_out(api: TestClient, db: Sessi
     later = enqueue_message(db, workspace, customer_id=customer, channel="sandbox", idempotency_key="k2",
                             template_id=template)
     assert (later.state, later.reason) == ("suppressed", "opted_out")
+
+
+def test_the_customer_tier_comes_from_the_loyalty_programme(db: Session, workspace: WorkspaceContext) -> None:
+    from tests.loyalty.conftest import member, setup_programme
+
+    setup_programme(db, workspace)
+    enrolled = member(db, workspace, "u-tier", name="会员小王")
+    db.commit()
+    template = sandbox_template(db, workspace, body="{{ customer.name }}（{{ customer.tier }}），会员日快乐")
+    message = enqueue_message(db, workspace, customer_id=enrolled.customer_id, channel="sandbox",
+                              template_id=template, idempotency_key="tier", purpose="service")
+    preview = preview_template(db, workspace, template, enrolled.customer_id)
+    assert message.content["text"] == preview["content"]["text"] == "会员小王（普通会员），会员日快乐"

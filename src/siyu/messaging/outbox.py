@@ -200,6 +200,7 @@ class _Renderer:
         self.shared: dict[str, Any] = {"workspace": {"name": ctx.name}, **shared}
         personal = [d.customer_id for d in drafts if d.template.personal]
         self.profiles: dict[int, Any] = {}
+        self.tiers: dict[int, str] = {}  # loyalty tier names, when a template shows the tier
         if personal:
             from siyu.customers.service import contact_profiles
 
@@ -207,6 +208,10 @@ class _Renderer:
             attributes = any(_uses_attributes(t.variables) for t in templates)
             self.profiles = {row.id: row for row in contact_profiles(session, ctx.id, personal,
                                                                      with_attributes=attributes)}
+            if any("customer.tier" in t.variables for t in templates):
+                from siyu.loyalty.service.members import tier_names_of
+
+                self.tiers = tier_names_of(session, ctx.id, personal)
         self._static: dict[int, dict[str, Any]] = {}
 
     def render(self, outbox_id: int, draft: Draft) -> dict[str, Any]:
@@ -220,7 +225,7 @@ class _Renderer:
         variables = dict(self.shared)
         profile = self.profiles.get(draft.customer_id)
         if profile is not None:
-            variables["customer"] = customer_variables(profile)
+            variables["customer"] = customer_variables(profile, self.tiers.get(draft.customer_id))
         unsubscribe_url = f"{self.base}/u/{unsubscribe_code(self.secret, outbox_id)}" if wants_unsubscribe else None
         variables["unsubscribe_url"] = unsubscribe_url
         content = template.compiled.render(variables)

@@ -101,8 +101,11 @@ def preview_template(session: Session, ctx: WorkspaceContext, template_id: int, 
     template = get_template(session, ctx.id, template_id)
     survivor = resolve_customer_id(session, ctx.id, customer_id)
     (profile,) = contact_profiles(session, ctx.id, [survivor])
+    from siyu.loyalty.service.members import tier_names_of
+
+    tier = tier_names_of(session, ctx.id, [survivor]).get(survivor)
     context = context or {}
-    variables: dict[str, Any] = {"workspace": {"name": ctx.name}, "customer": customer_variables(profile),
+    variables: dict[str, Any] = {"workspace": {"name": ctx.name}, "customer": customer_variables(profile, tier),
                                  "unsubscribe_url": "(unsubscribe link)",
                                  **{k: context[k] for k in ("coupon", "staff", "params") if k in context}}
     content = compile_spec(spec_of(template)).render(variables)

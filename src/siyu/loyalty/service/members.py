@@ -202,3 +202,17 @@ def member_ledger(session: Session, workspace_id: int, customer_id: int, *, curs
 
 def tier_history(session: Session, workspace_id: int, customer_id: int) -> list[TierChange]:
     return repository.tier_history(session, get_member(session, workspace_id, customer_id).id)
+
+
+def tier_names_of(session: Session, workspace_id: int, customer_ids: list[int]) -> dict[int, str]:
+    """The tier name of each active member among these customers (for personalised messages)."""
+    from sqlalchemy import select
+
+    found: dict[int, str] = {}
+    unique = sorted(set(customer_ids))
+    for start in range(0, len(unique), 5000):
+        rows = session.execute(select(Member.customer_id, Tier.name).join(Tier, Tier.id == Member.tier_id)
+                               .where(Member.workspace_id == workspace_id, Member.status == "active",
+                                      Member.customer_id.in_(unique[start:start + 5000])))
+        found.update({int(customer_id): name for customer_id, name in rows})
+    return found
