@@ -206,3 +206,19 @@ def test_results_count_clicks_replies_and_orders_within_the_window(api: TestClie
 
     (results,) = api.get(f"/api/v1/messaging/broadcasts/{broadcast}").json()["results"]
     assert (results["orders"], results["revenue_fen"], results["replied"]) == (1, 29800, 1)
+
+
+def test_the_channel_pace_caps_a_broadcast(db: Session, workspace: WorkspaceContext) -> None:
+    from siyu.messaging.settings import configure_channel
+
+    configure_channel(db, workspace.id, "sandbox", {"rate_per_minute": 120})
+    customers = [make_customer(db, workspace)]
+    template = sandbox_template(db, workspace)
+    faster = create_broadcast(db, workspace, name="快", channel="sandbox", audience={"kind": "all"},
+                              variants=[{"template_id": template}], rate_per_minute=600, actor="t")
+    slower = create_broadcast(db, workspace, name="慢", channel="sandbox", audience={"kind": "all"},
+                              variants=[{"template_id": template}], rate_per_minute=30, actor="t")
+    unpaced = create_broadcast(db, workspace, name="默认", channel="sandbox",
+                               audience={"kind": "list", "customer_ids": customers},
+                               variants=[{"template_id": template}], actor="t")
+    assert (faster.rate_per_minute, slower.rate_per_minute, unpaced.rate_per_minute) == (120, 30, 120)

@@ -77,19 +77,21 @@ def create_broadcast(session: Session, ctx: WorkspaceContext, *, name: str, chan
                      send_at: datetime | None = None, rate_per_minute: int | None = None, droppable: bool = False,
                      purpose: str = "marketing", actor: str) -> Broadcast:
     check_purpose(purpose)
-    channel_settings(session, ctx.id, channel)
+    channel_rate = channel_settings(session, ctx.id, channel).rate_per_minute
     checked = _variants(variants)
     for variant in checked:
         prepare(session, ctx.id, channel, template_id=variant["template_id"], context=context or {})
     if rate_per_minute is not None and rate_per_minute <= 0:
         raise ValidationFailed("rate_per_minute must be positive", field="rate_per_minute")
+    # The channel's pace is the ceiling: a broadcast may go slower, never faster.
+    pace = min((r for r in (rate_per_minute, channel_rate) if r is not None), default=None)
     summary, ids = audiences.normalise_audience(session, ctx.id, audience)
     stored = {**audience, **summary}
     stored.pop("customer_ids", None)
     stored.pop("csv", None)
     broadcast = Broadcast(workspace_id=ctx.id, name=name, channel=channel, purpose=purpose, audience=stored,
                           variants=checked, context=context or {},
-                          send_at=ensure_utc(send_at) if send_at else None, rate_per_minute=rate_per_minute,
+                          send_at=ensure_utc(send_at) if send_at else None, rate_per_minute=pace,
                           droppable=droppable, state="draft", created_by=actor, created_at=clock.now())
     session.add(broadcast)
     session.flush()
