@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, any_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.coupons.models import Coupon, CouponRedemption, CouponTemplate
 from siyu.db.bulk import Bulk
+from siyu.db.keyed import restrict
 from siyu.kit.pagination import decode_cursor, encode_cursor
 
 CHUNK = 5000
@@ -28,13 +28,6 @@ def insert_for(session: Session) -> Any:
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
-    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`: one parameter, one cached plan."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
 
 
 # -- templates ---------------------------------------------------------------------------------
@@ -159,15 +152,16 @@ def coupons_by_cause(session: Session, workspace_id: int, keys: Sequence[str]) -
     found: dict[str, Coupon] = {}
     for part in chunked(existing):
         found.update({c.cause_key: c for c in session.scalars(
-            select(Coupon).where(Coupon.workspace_id == workspace_id, one_of(session, Coupon.cause_key, part)))})
+            restrict(session, select(Coupon).where(Coupon.workspace_id == workspace_id), Coupon.cause_key, part))})
     return found
 
 
 def existing_cause_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in chunked(sorted(set(keys))):
-        found.update(session.scalars(select(COUPONS.c.cause_key).where(COUPONS.c.workspace_id == workspace_id,
-                                                                       one_of(session, COUPONS.c.cause_key, part))))
+        found.update(session.scalars(restrict(session, select(COUPONS.c.cause_key)
+                                              .where(COUPONS.c.workspace_id == workspace_id),
+                                              COUPONS.c.cause_key, part)))
     return found
 
 

@@ -17,9 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from siyu.customers.resolution import BatchResolver
+from siyu.customers.resolution import BatchResolver, KnownOwners
 from siyu.db.base import table_of
 from siyu.db.bulk import Bulk
+from siyu.db.keyed import restrict
 from siyu.events.errors import BatchTooLarge
 from siyu.events.models import CustomEventType, Event, Order, OrderItem, Refund
 from siyu.events.rollups import add_records, recompute_rollups, widen_seen
@@ -75,10 +76,13 @@ def ingest_events(session: Session, ctx: WorkspaceContext, raw_events: list[Any]
 
 
 def ingest_validated(session: Session, ctx: WorkspaceContext, outcomes: list[ValidEvent | Rejection],
-                     received_at: datetime, *, actor: str) -> list[ItemResult]:
+                     received_at: datetime, *, actor: str, known: KnownOwners | None = None) -> list[ItemResult]:
     """Store events validated beforehand (the importer validates in another process): one result per
-    outcome, in order. `received_at` is the time they were validated against."""
+    outcome, in order. `received_at` is the time they were validated against; `known` carries what
+    earlier batches of an import learnt about identities."""
     _serialise_ingestion(session, ctx.id)
+    if known is not None:
+        known.refresh(session)
     results: list[ItemResult | None] = [None] * len(outcomes)
     valid: list[ValidEvent] = []
     for index, outcome in enumerate(outcomes):
@@ -90,7 +94,7 @@ def ingest_validated(session: Session, ctx: WorkspaceContext, outcomes: list[Val
             valid.append(outcome)
     fresh = _drop_duplicates(session, ctx, valid, results)
     if fresh:
-        _store(session, ctx, fresh, received_at, actor)
+        _store(session, ctx, fresh, received_at, actor, known)
         for event in fresh:
             results[event.index] = ItemResult(event.index, event.event_id, "accepted", event.customer_ref)
     return [r for r in results if r is not None]
@@ -141,10 +145,11 @@ def _existing(session: Session, table: str, column: str, workspace_id: int, keys
     return {key: customer_id for key, customer_id in rows}
 
 
-def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any, actor: str) -> None:
+def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any, actor: str,
+           known: KnownOwners | None) -> None:
     if len(events) >= ANALYZE_BATCH:
         Bulk(session).refresh_statistics(INGEST_TABLES)
-    resolver = BatchResolver(session, ctx, actor=f"ingest:{actor}")
+    resolver = BatchResolver(session, ctx, actor=f"ingest:{actor}", known=known)
     resolver.preload([e.identities for e in events])
     for event in events:
         event.customer_ref = resolver.resolve(event.identities, event.occurred_at)
@@ -429,9 +434,8 @@ def event_records(session: Session, workspace_id: int, ids: list[int], types: fr
     unique = sorted(set(ids))
     columns = (Event.id, Event.event_id, Event.type, Event.customer_id, Event.occurred_at, Event.properties)
     for start in range(0, len(unique), CHUNK * 2):
-        rows = session.execute(select(*columns).where(Event.workspace_id == workspace_id,
-                                                      Event.id.in_(unique[start:start + CHUNK * 2]),
-                                                      Event.type.in_(sorted(types))))
+        stmt = select(*columns).where(Event.workspace_id == workspace_id, Event.type.in_(sorted(types)))
+        rows = session.execute(restrict(session, stmt, Event.id, unique[start:start + CHUNK * 2]))
         found.extend(EventRecord(*row) for row in rows)
     return sorted(found, key=lambda e: (e.occurred_at, e.id))
 
@@ -451,7 +455,7 @@ def order_records(session: Session, workspace_id: int, order_ids: list[str]) -> 
     unique = sorted(set(order_ids))
     columns = (Order.order_id, Order.customer_id, Order.total_fen, Order.refunded_fen, Order.status, Order.paid_at)
     for start in range(0, len(unique), CHUNK * 2):
-        rows = session.execute(select(*columns).where(Order.workspace_id == workspace_id,
-                                                      Order.order_id.in_(unique[start:start + CHUNK * 2])))
+        stmt = select(*columns).where(Order.workspace_id == workspace_id)
+        rows = session.execute(restrict(session, stmt, Order.order_id, unique[start:start + CHUNK * 2]))
         found.update({row[0]: OrderRecord(*row) for row in rows})
     return found

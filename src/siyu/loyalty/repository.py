@@ -12,13 +12,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import Table, any_, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from siyu.db.bulk import Bulk
+from siyu.db.keyed import restrict
 from siyu.kit.pagination import decode_cursor, encode_cursor
 from siyu.loyalty.models import (
     Activity,
@@ -47,13 +47,6 @@ def is_postgres(session: Session) -> bool:
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
-    """`column IN (...)`; on PostgreSQL `column = ANY(:array)`: one parameter, one cached plan."""
-    if is_postgres(session):
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)
 
 
 LEDGER_TABLES = ("loyalty_activities", "loyalty_points_ledger", "loyalty_points_lots", "loyalty_members",
@@ -189,11 +182,11 @@ def lock_member_rows(session: Session, workspace_id: int, customer_ids: Iterable
 
     found: dict[int, MemberRow] = {}
     for part in chunked(sorted(set(customer_ids))):
-        rows = session.execute(select(Member.id, Member.customer_id, Member.member_number, Member.status,
-                                      Member.tier_id, Member.tier_reached_at, Member.points_balance,
-                                      Member.points_pending, Member.points_debt)
-                               .where(Member.workspace_id == workspace_id, one_of(session, Member.customer_id, part))
-                               .order_by(Member.id).with_for_update())
+        stmt = (select(Member.id, Member.customer_id, Member.member_number, Member.status, Member.tier_id,
+                       Member.tier_reached_at, Member.points_balance, Member.points_pending, Member.points_debt)
+                .where(Member.workspace_id == workspace_id))
+        rows = session.execute(restrict(session, stmt, Member.customer_id, part)
+                               .order_by(Member.id).with_for_update(of=MEMBERS))
         for row in rows:
             member = MemberRow(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), ensure_utc(row[5]), int(row[6]),
                                int(row[7]), int(row[8]))
@@ -261,8 +254,9 @@ def members_due_for_review(session: Session, at: datetime, limit: int) -> list[M
 def existing_entry_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in chunked(sorted(set(keys))):
-        found.update(session.scalars(select(PointsEntry.cause_key).where(PointsEntry.workspace_id == workspace_id,
-                                                                         one_of(session, PointsEntry.cause_key, part))))
+        found.update(session.scalars(restrict(session, select(PointsEntry.cause_key)
+                                              .where(PointsEntry.workspace_id == workspace_id),
+                                              PointsEntry.cause_key, part)))
     return found
 
 
@@ -325,7 +319,7 @@ def lots_by_entry(session: Session, entry_ids: Sequence[int]) -> dict[int, Point
     found: dict[int, PointsLot] = {}
     for part in chunked(sorted(set(entry_ids))):
         found.update({lot.entry_id: lot for lot in session.scalars(
-            select(PointsLot).where(one_of(session, PointsLot.entry_id, part))
+            restrict(session, select(PointsLot), PointsLot.entry_id, part)
             .execution_options(populate_existing=True))})
     return found
 
@@ -333,9 +327,9 @@ def lots_by_entry(session: Session, entry_ids: Sequence[int]) -> dict[int, Point
 def order_entries(session: Session, workspace_id: int, order_ids: Sequence[str]) -> list[PointsEntry]:
     found: list[PointsEntry] = []
     for part in chunked(sorted(set(order_ids))):
-        found.extend(session.scalars(select(PointsEntry).where(PointsEntry.workspace_id == workspace_id,
-                                                               one_of(session, PointsEntry.order_id, part))
-                                     .order_by(PointsEntry.id)))
+        found.extend(session.scalars(restrict(session, select(PointsEntry)
+                                              .where(PointsEntry.workspace_id == workspace_id),
+                                              PointsEntry.order_id, part).order_by(PointsEntry.id)))
     return found
 
 
@@ -376,8 +370,9 @@ def expiring_points(session: Session, member_id: int, before: datetime) -> int:
 def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in chunked(sorted(set(keys))):
-        found.update(session.scalars(select(Activity.cause_key).where(Activity.workspace_id == workspace_id,
-                                                                      one_of(session, Activity.cause_key, part))))
+        found.update(session.scalars(restrict(session, select(Activity.cause_key)
+                                              .where(Activity.workspace_id == workspace_id),
+                                              Activity.cause_key, part)))
     return found
 
 
@@ -393,9 +388,9 @@ def window_sums(session: Session, member_ids: Sequence[int], since: datetime | N
     """member → (spend_fen, orders, growth) of activity at or after `since` (all of it when None)."""
     found: dict[int, tuple[int, int, int]] = {}
     for part in chunked(sorted(set(member_ids))):
-        stmt = (select(Activity.member_id, func.sum(Activity.spend_fen), func.sum(Activity.orders),
-                       func.sum(Activity.growth))
-                .where(one_of(session, Activity.member_id, part)).group_by(Activity.member_id))
+        sums = select(Activity.member_id, func.sum(Activity.spend_fen), func.sum(Activity.orders),
+                      func.sum(Activity.growth))
+        stmt = restrict(session, sums, Activity.member_id, part).group_by(Activity.member_id)
         if since is not None:
             stmt = stmt.where(Activity.occurred_at >= since)
         found.update({int(mid): (int(s or 0), int(o or 0), int(g or 0)) for mid, s, o, g in session.execute(stmt)})
@@ -407,9 +402,9 @@ def action_counts(session: Session, member_ids: Sequence[int], kinds: Sequence[s
     """(member, kind, local day) → rewarded actions, for days from `from_day` (YYYYMMDD) on."""
     found: dict[tuple[int, str, int], int] = {}
     for part in chunked(sorted(set(member_ids))):
-        rows = session.execute(select(Activity.member_id, Activity.kind, Activity.local_day, func.count())
-                               .where(one_of(session, Activity.member_id, part), Activity.kind.in_(kinds),
-                                      Activity.local_day >= from_day, Activity.capped.is_(False))
+        stmt = (select(Activity.member_id, Activity.kind, Activity.local_day, func.count())
+                .where(Activity.kind.in_(kinds), Activity.local_day >= from_day, Activity.capped.is_(False)))
+        rows = session.execute(restrict(session, stmt, Activity.member_id, part)
                                .group_by(Activity.member_id, Activity.kind, Activity.local_day))
         found.update({(int(m), str(k), int(d)): int(n) for m, k, d, n in rows})
     return found
@@ -418,8 +413,8 @@ def action_counts(session: Session, member_ids: Sequence[int], kinds: Sequence[s
 def order_activity(session: Session, workspace_id: int, order_ids: Sequence[str]) -> list[Activity]:
     found: list[Activity] = []
     for part in chunked(sorted(set(order_ids))):
-        found.extend(session.scalars(select(Activity).where(Activity.workspace_id == workspace_id,
-                                                            one_of(session, Activity.order_id, part))))
+        found.extend(session.scalars(restrict(session, select(Activity).where(Activity.workspace_id == workspace_id),
+                                              Activity.order_id, part)))
     return found
 
 
