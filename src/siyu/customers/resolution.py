@@ -61,11 +61,32 @@ class NewProfile:
     traits: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
 
 
+class KnownOwners:
+    """Owners of the identities earlier batches of one import saw, so that later batches look up only
+    the others. Exact only while nobody else writes between the batches: SQLite tells (its
+    data_version changes when another connection commits); on PostgreSQL nothing is kept."""
+
+    LIMIT = 500_000  # identities remembered at most (about 100 MB); then it starts over
+
+    def __init__(self) -> None:
+        self.owners: dict[Key, int] = {}
+        self._stamp: tuple[int, int] | None = None
+
+    def refresh(self, session: Session) -> None:
+        """At the start of a batch's transaction: forget everything if anyone else wrote meanwhile."""
+        stamp = Bulk(session).write_stamp()
+        if stamp is None or stamp != self._stamp or len(self.owners) > self.LIMIT:
+            self.owners.clear()
+        self._stamp = stamp
+
+
 class BatchResolver:
-    def __init__(self, session: Session, ctx: WorkspaceContext, actor: str = "ingest") -> None:
+    def __init__(self, session: Session, ctx: WorkspaceContext, actor: str = "ingest",
+                 known: KnownOwners | None = None) -> None:
         self.session = session
         self.ctx = ctx
         self.actor = actor
+        self.known = known
         self.owner: dict[Key, int] = {}
         self.alias: dict[int, int] = {}
         self.new_profiles: dict[int, NewProfile] = {}
@@ -83,8 +104,13 @@ class BatchResolver:
     def preload(self, identity_lists: list[list[EventIdentity]]) -> None:
         """Load the owners of every identity in the batch: one indexed lookup per type (and namespace)."""
         by_kind: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        known = self.known.owners if self.known is not None else {}
         for identities in identity_lists:
             for identity in identities:
+                owner = known.get(identity.key)
+                if owner is not None:
+                    self.owner[identity.key] = owner
+                    continue
                 type_, namespace, value = identity.key
                 by_kind[(type_, namespace)].add(value)
         bulk = Bulk(self.session)
@@ -204,7 +230,19 @@ class BatchResolver:
         self._insert_links(real)
         self._apply_existing_traits()
         self._record_batch_merges(real)
+        self._remember(real)
         return real
+
+    def _remember(self, real: dict[int, int]) -> None:
+        if self.known is None:
+            return
+        known = self.known.owners
+        if self.merges:  # identities of absorbed profiles now belong to their survivors
+            moved = {absorbed: self.canonical(absorbed) for _, absorbed in self.merges}
+            for key, owner in known.items():
+                if owner in moved:
+                    known[key] = moved[owner]
+        known.update({key: self.final_id(ref, real) for key, ref in self.owner.items()})
 
     def final_id(self, ref: int, real: dict[int, int]) -> int:
         ref = self.canonical(ref)
@@ -228,9 +266,9 @@ class BatchResolver:
                          fields.get("email") or email_of.get(profile.ref), fields.get("city"), fields.get("province"),
                          bulk.json(fields.get("attributes") or {}), fields.get("acquisition_channel"),
                          bulk.ts(profile.first_seen_at), bulk.ts(profile.last_seen_at), bulk.ts(traits_at), now, now))
-        bulk.insert("customers", ("id", "workspace_id", "name", "gender", "birthday", "phone", "email", "city",
-                                  "province", "attributes", "acquisition_channel", "first_seen_at", "last_seen_at",
-                                  "profile_updated_at", "created_at", "updated_at"), rows)
+        bulk.copy("customers", ("id", "workspace_id", "name", "gender", "birthday", "phone", "email", "city",
+                                "province", "attributes", "acquisition_channel", "first_seen_at", "last_seen_at",
+                                "profile_updated_at", "created_at", "updated_at"), rows)
         return {profile.ref: customer_id for profile, customer_id in zip(profiles, ids, strict=True)}
 
     def _contact_identities(self) -> tuple[dict[int, str], dict[int, str]]:
@@ -259,8 +297,8 @@ class BatchResolver:
         now = bulk.ts(clock.now())
         rows = [(self.ctx.id, self.final_id(ref, real), *key, bulk.flag(verified), now)
                 for key, (ref, verified) in self.new_identities.items()]
-        bulk.insert("identities", ("workspace_id", "customer_id", "type", "namespace", "value", "verified",
-                                   "created_at"), rows, conflict="DO NOTHING")
+        bulk.insert_all("identities", ("workspace_id", "customer_id", "type", "namespace", "value", "verified",
+                                       "created_at"), rows, conflict="DO NOTHING")
 
     def _insert_links(self, real: dict[int, int]) -> None:
         now = clock.now()

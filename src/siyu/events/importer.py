@@ -32,6 +32,7 @@ import orjson
 from sqlalchemy import Engine
 
 from siyu.customers.identities import STANDARD_IDENTITY_TYPES
+from siyu.customers.resolution import KnownOwners
 from siyu.db.session import bulk_loading, transaction
 from siyu.events.service import ItemResult, custom_event_type_names, ingest_validated
 from siyu.events.validation import Rejection, ValidEvent, validate_event
@@ -133,8 +134,9 @@ def import_file(engine: Engine, ctx: WorkspaceContext, path: Path, kind: str,
         parallel = path.stat().st_size >= PARALLEL_MIN_BYTES
     with (RejectsWriter(rejects_path, file_format, path) as rejects, _few_collections(),
           bulk_loading(engine) as (loader, committed)):
+        known = KnownOwners()
         for batch in _whole_batches(_pieces_from_child(reading) if parallel else reading.pieces()):
-            _ingest_batch(loader, ctx, batch, summary, rejects)
+            _ingest_batch(loader, ctx, batch, summary, rejects, known)
             committed()
             if progress is not None:
                 progress(batch.position)
@@ -280,11 +282,15 @@ def _send(stream: IO[bytes], message: Any) -> None:
 
 
 def _ingest_batch(engine: Engine, ctx: WorkspaceContext, batch: Prepared, summary: ImportSummary,
-                  rejects: RejectsWriter) -> None:
+                  rejects: RejectsWriter, known: KnownOwners) -> None:
     ready = [row for row in batch.rows if row.outcome is not None]
-    with transaction(engine) as session:
-        results = ingest_validated(session, ctx, [row.outcome for row in ready if row.outcome is not None],
-                                   batch.received_at, actor="import")
+    try:
+        with transaction(engine) as session:
+            results = ingest_validated(session, ctx, [row.outcome for row in ready if row.outcome is not None],
+                                       batch.received_at, actor="import", known=known)
+    except BaseException:
+        known.owners.clear()  # it learnt from a batch that was rolled back
+        raise
     for row, result in zip(ready, results, strict=True):
         _count(summary, row, result, rejects)
     for row in batch.rows:
