@@ -54,6 +54,10 @@ def test_a_programme_members_points_and_coupons_from_the_command_line(
     assert code == 1 and "120 points available" in out and "Traceback" not in out
     code, out = run("loyalty", "member", str(cid), "-w", "acme")
     assert code == 0 and "120 available" in out and "500000 to 金卡" in out
+    code, out = run("loyalty", "deduct", str(cid), "20", "--order-id", "O-9", "--amount", "10000", "-w", "acme")
+    assert code == 0 and "20 fen off order O-9; balance 100" in out
+    code, out = run("loyalty", "staff", str(cid), "staff-7", "-w", "acme")
+    assert code == 1 and "no dedicated service" in out
     template = {"name": "¥10", "kind": "amount_off", "amount_off_fen": 1000, "valid_days": 7}
     code, out = run("coupons", "create", write(tmp_path, "c.json", template), "-w", "acme")
     assert code == 0

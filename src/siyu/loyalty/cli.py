@@ -183,6 +183,29 @@ def redeem_coupon(customer_id: int, template_id: int, key: KeyOpt, workspace: Wo
     console.print(f"coupon {result.coupon_code}; balance {result.member.points_balance}")
 
 
+@app.command("deduct")
+@cli_errors
+def deduct(customer_id: int, points: int, order_id: Annotated[str, typer.Option("--order-id")],
+           amount: Annotated[int, typer.Option("--amount", help="order amount in fen")],
+           workspace: WorkspaceOpt = "demo") -> None:
+    """Use points as money off an order (one deduction per order)."""
+    with transaction(engine()) as session:
+        result = service.deduct_points(session, workspace_ctx(session, workspace), customer_id, order_id, amount,
+                                       points, actor="cli")
+    console.print(f"{result.deduction_fen} fen off order {order_id}; balance {result.member.points_balance}")
+
+
+@app.command("staff")
+@cli_errors
+def staff(customer_id: int, staff_id: Annotated[str | None, typer.Argument(help="none to take them off")] = None,
+          workspace: WorkspaceOpt = "demo") -> None:
+    """Assign the 1-to-1 staff member of a member whose tier offers dedicated service."""
+    with transaction(engine()) as session:
+        member = service.assign_dedicated_staff(session, workspace_ctx(session, workspace), customer_id, staff_id,
+                                                actor="cli")
+    console.print(f"member {member.member_number}: staff {member.dedicated_staff_id or '-'}")
+
+
 @app.command("run-benefits")
 @cli_errors
 def run_benefits(period: Annotated[str | None, typer.Option(help="YYYY-MM; default this month")] = None,
