@@ -164,11 +164,16 @@ def test_an_order_with_a_coupon_that_does_not_qualify_is_recorded_not_failed(
     from siyu.audit.models import AuditEntry
     from siyu.jobs.models import Job
 
-    customer(db, workspace, "u-1")
-    ingest(db, workspace, order("O-1", at="2026-11-19T10:00:00+08:00", coupon_code="WRONG"))
+    cid = customer(db, workspace, "u-1")
+    coupon = issue_coupon(db, workspace, make(db, workspace, kind="threshold_off", amount_off_fen=2000,
+                                              threshold_fen=50_000), cid, "a")
+    db.commit()
+    ingest(db, workspace, order("O-1", at="2026-11-19T10:00:00+08:00", coupon_code=coupon.code),
+           order("O-2", at="2026-11-19T11:00:00+08:00", coupon_code="NEW20"))  # the shop's own promo code
     run_jobs(engine)
     refusal = db.scalars(select(AuditEntry).where(AuditEntry.action == "coupon.redemption_refused")).one()
-    assert (refusal.subject_id, refusal.details["code"]) == ("O-1", "coupon_not_found")
+    assert (refusal.subject_id, refusal.details["code"]) == ("O-1", "coupon_below_threshold")
+    assert find_coupon(db, workspace.id, coupon.code).state == "issued"
     assert db.scalar(select(func.count()).select_from(Job).where(Job.state != "done")) == 0
 
 

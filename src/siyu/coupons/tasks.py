@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from siyu.audit.service import record_audit
 from siyu.coupons import service
+from siyu.coupons.errors import CouponNotFound
 from siyu.coupons.rules import OrderLine
 from siyu.jobs.registry import job_handler
 from siyu.kit.errors import SiyuError
@@ -26,8 +27,9 @@ def _lines(items: list[dict[str, Any]]) -> list[OrderLine]:
 
 @job_handler("coupons.on_order_paid")
 def on_order_paid(session: Session, payload: dict[str, Any]) -> None:
-    """An `order_paid` carrying `coupon_code` redeems it. The shop has already taken the order, so a
-    coupon that does not qualify is not an error here: the refusal is recorded in the audit log."""
+    """An `order_paid` carrying the code of a coupon issued here redeems it. The shop has already taken
+    the order, so a coupon that does not qualify is not an error here: the refusal is recorded in the
+    audit log. Codes siyu never issued (a shop's own promotion codes) are left alone."""
     from siyu.events.service import events_by_ids
 
     ctx = _ctx(session, int(payload["workspace_id"]))
@@ -43,6 +45,8 @@ def on_order_paid(session: Session, payload: dict[str, Any]) -> None:
                 service.redeem_coupon(session, ctx, str(code), str(props["order_id"]), gross,
                                       _lines(props.get("items", [])), customer_id=event.customer_id,
                                       source="order_paid")
+        except CouponNotFound:
+            continue  # a shop's own promotion code (NEW20, 满减 codes), not a coupon issued here
         except SiyuError as exc:
             record_audit(session, ctx.id, "system", "coupon.redemption_refused", "order", props["order_id"],
                          {"code": exc.code, "message": exc.message})
