@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import random
 import sys
 import time
@@ -127,7 +128,7 @@ def bench_redemption(coupons: int, clients: int, duplicates: float) -> None:
                (wins + losses) / seconds, "attempts/s")
         figure("  double redemptions", float(doubles or 0), "", "0")
         print(f"    {wins:,} won, {losses:,} refused {reasons}; {redemptions:,} redemption rows, {redeemed:,} "
-              "coupons redeemed", flush=True)
+              f"coupons redeemed; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         assert wins == coupons == redemptions == redeemed and doubles == 0, (wins, redemptions, redeemed, doubles)
 
 

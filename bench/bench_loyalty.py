@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -137,11 +138,14 @@ def replay(engine: Engine, ctx: WorkspaceContext, event_ids: list[int], batch: i
     from siyu.loyalty.service import process_events
 
     processed = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for part in chunks(event_ids, batch):
         with transaction(engine) as session:
             processed += process_events(session, ctx, list(part)).events
-    return time.perf_counter() - start, processed
+    seconds = time.perf_counter() - start
+    print(f"    this process: {time.process_time() - cpu:.1f} s CPU in {seconds:.1f} s; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    return seconds, processed
 
 
 def bench_replay(backend: str, events: int, members: int, batch: int) -> None:
@@ -182,11 +186,14 @@ def bench_benefits(backend: str, members: int) -> None:
         seed_members(engine, ctx, members)
 
         def run(restart: bool) -> tuple[float, Any]:
-            start, result = time.perf_counter(), None
+            start, cpu, result = time.perf_counter(), time.process_time(), None
             while result is None or result.finished_at is None:
                 with transaction(engine) as session:
                     result = run_benefits_chunk(session, ctx, "2026-12", restart=restart and result is None)
-            return time.perf_counter() - start, result
+            seconds = time.perf_counter() - start
+            print(f"    this process: {time.process_time() - cpu:.1f} s CPU in {seconds:.1f} s; load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+            return seconds, result
 
         seconds, result = run(restart=False)
         with transaction(engine) as session:
