@@ -201,3 +201,42 @@ def test_four_workers_on_postgresql_send_every_message_exactly_once(pg_engine: E
             for table in (SandboxMessage, MessageAttempt, OutboxMessage):
                 db.execute(delete(table).where(table.workspace_id == ctx.id))
             db.commit()
+
+
+def test_an_adapter_that_raises_leaves_its_messages_unknown_and_dispatch_goes_on(
+        db: Session, workspace: WorkspaceContext, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from siyu.messaging.channels.sandbox import SandboxAdapter
+
+    messages = queue(db, workspace, n=2)
+
+    def broken(self: SandboxAdapter, batch: object) -> list[object]:
+        raise RuntimeError("provider SDK bug")
+
+    monkeypatch.setattr(SandboxAdapter, "send_many", broken)
+    stats = dispatch_due(engine)
+
+    assert (stats.claimed, stats.unknown) == (2, 2)
+    for message in messages:
+        reload(db, message)
+        assert (message.state, message.reason) == ("unknown", "adapter_error")
+        assert "provider SDK bug" in (message.detail or "")
+
+
+def test_a_dedicated_dispatch_worker_sends_until_told_to_stop(db: Session, workspace: WorkspaceContext,
+                                                              engine: Engine) -> None:
+    from siyu.messaging.tasks import run_dispatch_worker
+
+    (message,) = queue(db, workspace)
+    stopping = threading.Event()
+    thread = threading.Thread(target=run_dispatch_worker, args=(engine, stopping, 0.01))
+    thread.start()
+    try:
+        for _ in range(500):
+            if reload(db, message).state == "delivered":
+                break
+            stopping.wait(0.02)
+    finally:
+        stopping.set()
+        thread.join()
+    assert message.state == "delivered" and not thread.is_alive()
+    assert sandbox_count(db, workspace) == 1

@@ -117,6 +117,26 @@ def dispatch() -> None:
     console.print(" ".join(f"{k}={v}" for k, v in vars(stats).items()))
 
 
+@app.command("worker")
+@cli_errors
+def worker(poll: Annotated[float, typer.Option(help="seconds between polls when idle")] = 0.5) -> None:
+    """A dedicated dispatch process: only sends due messages (any number of them on PostgreSQL)."""
+    import logging
+    import signal
+    import threading
+
+    from siyu.messaging.tasks import run_dispatch_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    console.print("dispatch worker started; Ctrl-C to stop")
+    try:
+        run_dispatch_worker(engine(), stopping, poll)
+    except KeyboardInterrupt:
+        stopping.set()
+
+
 @messages_app.command("list")
 @cli_errors
 def messages_list(workspace: WorkspaceOpt = "demo", customer: int | None = None, broadcast: int | None = None,

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from sqlalchemy import Engine, bindparam, select, text, update
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt, wait_random_exponential
@@ -29,6 +30,7 @@ from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attem
 from siyu.db.base import table_of
 from siyu.db.session import transaction
 from siyu.kit import clock
+from siyu.kit.errors import SiyuError
 from siyu.messaging import usage
 from siyu.messaging.channels import adapter_class
 from siyu.messaging.channels.base import ChannelAdapter, ChannelContext, OutgoingMessage, SendResult
@@ -91,6 +93,8 @@ def dispatch_due(engine: Engine, *, batch: int = BATCH, max_batches: int | None 
                  ) -> DispatchStats:
     """Dispatch due messages until none are due (or `max_batches` or the time budget is spent)."""
     stats = DispatchStats()
+    from siyu.messaging.recovery import recover_expired
+
     stats.add(recover_expired(engine, http_transport=http_transport))
     started = time.monotonic()
     batches = 0
@@ -101,7 +105,7 @@ def dispatch_due(engine: Engine, *, batch: int = BATCH, max_batches: int | None 
                 break
             batches += 1
             if claimed[0]:
-                _send_and_record(engine, *claimed, stats, http_transport)
+                _send_and_record(engine, *claimed, stats=stats, http_transport=http_transport)
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
             break
     if stats.claimed:
@@ -114,7 +118,7 @@ def dispatch_due(engine: Engine, *, batch: int = BATCH, max_batches: int | None 
 
 # -- claim ----------------------------------------------------------------------------------------
 
-_Batch = tuple[list["_Claimed"], str, dict[int, "_Workspace"]]
+_Batch = tuple[list["_Claimed"], str, dict[int, "_Workspace"], datetime]
 
 
 def _claim(engine: Engine, batch: int, stats: DispatchStats) -> _Batch | None:
@@ -137,7 +141,7 @@ def _claim(engine: Engine, batch: int, stats: DispatchStats) -> _Batch | None:
             by_workspace[row.workspace_id].append(row)
         for workspace_id, ws_rows in by_workspace.items():
             sending += _verify(session, workspace_id, workspaces[workspace_id], ws_rows, attempt_id, now, stats)
-        return sending, attempt_id, workspaces
+        return sending, attempt_id, workspaces, now
 
 
 def _load_workspace(session: Session, workspace_id: int) -> _Workspace:
@@ -193,26 +197,45 @@ def _verify(session: Session, workspace_id: int, ws: _Workspace, rows: list[Any]
 # -- send ----------------------------------------------------------------------------------------
 
 def _send_and_record(engine: Engine, claimed: list[_Claimed], attempt_id: str, workspaces: dict[int, _Workspace],
-                     stats: DispatchStats, http_transport: httpx.BaseTransport | None) -> None:
+                     claimed_at: datetime, stats: DispatchStats, http_transport: httpx.BaseTransport | None) -> None:
     groups: dict[tuple[int, str], list[_Claimed]] = defaultdict(list)
     for item in claimed:
         groups[(item.row.workspace_id, item.row.channel)].append(item)
     for (workspace_id, channel), items in groups.items():
         ws = workspaces[workspace_id]
-        lease = ws.policy.settings.send_lease_seconds
-        deadline = clock.now() + timedelta(seconds=lease * 0.75)
+        # The lease began at the claim; stop calling providers while a quarter of it is left.
+        deadline = claimed_at + timedelta(seconds=ws.policy.settings.send_lease_seconds * 0.75)
         settings = ws.channels.get(channel)
         if settings is None or not settings.enabled:
-            for item in items:
-                item.attempts.append((clock.now(), SendResult("permanent", error_code="channel_disabled",
-                                                               error_message=f"the {channel} channel is off")))
+            _refuse(items, "channel_disabled", f"the {channel} channel is off")
             continue
-        adapter = adapter_class(channel)(ChannelContext(engine, workspace_id, settings.config, http_transport))
+        try:
+            adapter = adapter_class(channel)(ChannelContext(engine, workspace_id, settings.config, http_transport))
+        except (SiyuError, ValidationError) as exc:
+            _refuse(items, "channel_config_invalid", str(exc))
+            continue
         try:
             _send_group(adapter, settings, items, deadline)
         finally:
             adapter.close()
     _record(engine, claimed, attempt_id, workspaces, stats)
+
+
+def _refuse(items: list[_Claimed], code: str, message: str) -> None:
+    for item in items:
+        item.attempts.append((clock.now(), SendResult("permanent", error_code=code, error_message=message[:500])))
+
+
+def _call(adapter: ChannelAdapter, messages: list[OutgoingMessage]) -> list[SendResult]:
+    """An adapter that raises instead of answering may have sent: its messages are ambiguous."""
+    try:
+        if len(messages) == 1:
+            return [adapter.send(messages[0])]
+        return adapter.send_many(messages)
+    except Exception as exc:  # an adapter bug must not stop dispatch; it is recorded per message
+        log.exception("the %s adapter failed", adapter.name)
+        text = f"{type(exc).__name__}: {exc}"[:500]
+        return [SendResult("ambiguous", error_code="adapter_error", error_message=text) for _ in messages]
 
 
 def _outgoing(item: _Claimed) -> OutgoingMessage:
@@ -232,7 +255,7 @@ def _send_group(adapter: ChannelAdapter, settings: ChannelSettings, items: list[
                 for item in items[start:]:
                     item.released = True
                 return
-            results = adapter.send_many([_outgoing(i) for i in chunk])
+            results = _call(adapter, [_outgoing(i) for i in chunk])
             at = clock.now()
             for item, result in zip(chunk, results, strict=True):
                 item.attempts.append((at, result))
@@ -254,7 +277,7 @@ def _send_with_retries(adapter: ChannelAdapter, settings: ChannelSettings, item:
         return again and clock.now() < deadline
 
     def call() -> SendResult:
-        result = adapter.send(message)
+        (result,) = _call(adapter, [message])
         item.attempts.append((clock.now(), result))
         return result
 
@@ -378,81 +401,6 @@ def _write_attempts(session: Session, claimed: list[_Claimed], attempt_id: str) 
                          result.error_code, (result.error_message or None) and result.error_message[:1000],
                          result.provider_message_id))
     insert_many(session.connection(), "message_attempts", ATTEMPT_COLUMNS, rows)
-
-
-# -- recovery ------------------------------------------------------------------------------------------
-
-def recover_expired(engine: Engine, *, http_transport: httpx.BaseTransport | None = None) -> DispatchStats:
-    """Rows left `sending` by a worker that died: ask the provider, never re-send blindly.
-
-    The rows are first taken over with a fresh lease and attempt id (so one recoverer looks each up),
-    the providers are asked outside any transaction, and the answers are written fenced by that id.
-    """
-    stats = DispatchStats()
-    recovery_id = uuid.uuid4().hex
-    with transaction(engine) as session:
-        now = clock.now()
-        expired = (select(OutboxMessage.id).where(OutboxMessage.state == "sending", OutboxMessage.locked_until < now)
-                   .order_by(OutboxMessage.locked_until).limit(5000))
-        if session.get_bind().dialect.name == "postgresql":
-            expired = expired.with_for_update(skip_locked=True)
-        ids = list(session.scalars(expired))
-        if not ids:
-            return stats
-        session.execute(update(_outbox).where(_outbox.c.id.in_(ids))
-                        .values(attempt_id=recovery_id, locked_until=now + timedelta(minutes=10)))
-        rows: list[Any] = list(session.execute(select(
-            OutboxMessage.id, OutboxMessage.workspace_id, OutboxMessage.channel, OutboxMessage.idempotency_key)
-            .where(OutboxMessage.id.in_(ids))))
-        channels = {ws: load_channels(session, ws) for ws in {r.workspace_id for r in rows}}
-    groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
-    for row in rows:
-        groups[(row.workspace_id, row.channel)].append(row)
-    answers: dict[int, str] = {}
-    for (workspace_id, channel), items in groups.items():
-        answers.update(_ask_provider(engine, workspace_id, channels[workspace_id].get(channel), channel, items,
-                                     http_transport))
-    with transaction(engine) as session:
-        _write_recovery(session, rows, answers, recovery_id, stats)
-    return stats
-
-
-def _ask_provider(engine: Engine, workspace_id: int, settings: ChannelSettings | None, channel: str, rows: list[Any],
-                  http_transport: httpx.BaseTransport | None) -> dict[int, str]:
-    if settings is None:
-        return {row.id: "unknown" for row in rows}
-    adapter = adapter_class(channel)(ChannelContext(engine, workspace_id, settings.config, http_transport))
-    try:
-        if not adapter.limits.can_lookup:
-            return {row.id: "unknown" for row in rows}
-        return {row.id: adapter.lookup(row.idempotency_key) for row in rows}
-    finally:
-        adapter.close()
-
-
-def _write_recovery(session: Session, rows: list[Any], answers: dict[int, str], recovery_id: str,
-                    stats: DispatchStats) -> None:
-    now = clock.now()
-    events: dict[int, list[tuple[int, str, str | None, dict[str, Any]]]] = defaultdict(list)
-    for row in rows:
-        answer = answers.get(row.id, "unknown")
-        if answer == "received":
-            values: dict[str, Any] = {"state": "sent", "sent_at": now, "reason": "recovered_after_crash"}
-            stats.recovered += 1
-            events[row.workspace_id].append((row.id, "recovered", "provider_received", {}))
-        elif answer == "not_received":
-            values = {"state": "queued", "due_at": now, "reason": "requeued_after_crash"}
-            stats.requeued += 1
-            events[row.workspace_id].append((row.id, "requeued", "provider_not_received", {}))
-        else:
-            values = {"state": "unknown", "reason": "interrupted_while_sending"}
-            stats.unknown += 1
-            events[row.workspace_id].append((row.id, "unknown", "interrupted_while_sending", {}))
-        session.execute(update(_outbox).where(_outbox.c.id == row.id, _outbox.c.state == "sending",
-                                              _outbox.c.attempt_id == recovery_id)
-                        .values(locked_until=None, attempt_id=None, **values))
-    for workspace_id, ws_events in events.items():
-        record_events(session, workspace_id, ws_events)
 
 
 def has_due_messages(session: Session) -> bool:

@@ -20,8 +20,9 @@ from siyu.messaging.broadcasts import (
     start_broadcast,
 )
 from siyu.messaging.deliveries import cancel_message, contact_status, list_messages, message_story, retry_message
-from siyu.messaging.dispatch import dispatch_due, recover_expired
+from siyu.messaging.dispatch import dispatch_due
 from siyu.messaging.preferences import grant_one_time_consents, set_preference
+from siyu.messaging.recovery import recover_expired
 from siyu.messaging.sending import enqueue_message, submit_message
 
 __all__ = [

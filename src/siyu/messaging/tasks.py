@@ -10,6 +10,8 @@ so it can resume. Both open their own transactions and leave the job's session u
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from siyu.jobs.registry import due_poller, job_handler
 
 BATCHES_PER_TURN = 10  # then the worker runs its jobs and comes back
+log = logging.getLogger("siyu.messaging.dispatch")
 
 
 def _engine(session: Session) -> Engine:
@@ -70,3 +73,17 @@ def on_customer_merged(session: Session, payload: dict[str, Any]) -> None:
     from siyu.messaging.reactions import follow_merge
 
     follow_merge(session, int(payload["workspace_id"]), int(payload["absorbed_id"]), int(payload["survivor_id"]))
+
+
+def run_dispatch_worker(engine: Engine, stopping: threading.Event, poll_seconds: float = 0.5) -> None:
+    """A process that only dispatches (`siyu messaging worker`): the same poller `siyu worker` runs
+    among all jobs, turned without pause while there is work. Dedicated senders keep a broadcast's
+    pace independent of long jobs of other domains."""
+    while not stopping.is_set():
+        try:
+            worked = dispatch_outbox(engine)
+        except Exception:  # keep the loop alive; the store may be briefly unavailable
+            log.exception("dispatch loop error")
+            worked = 0
+        if worked == 0:
+            stopping.wait(poll_seconds)
