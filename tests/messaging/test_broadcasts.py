@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -21,7 +22,7 @@ from siyu.messaging.broadcasts import (
     start_broadcast,
     variant_of,
 )
-from siyu.messaging.models import ContactUsage, OutboxMessage
+from siyu.messaging.models import Broadcast, ContactUsage, OutboxMessage
 from siyu.messaging.preferences import set_preference
 from siyu.messaging.sending import enqueue_message
 from siyu.messaging.settings import update_policy
@@ -222,3 +223,45 @@ def test_the_channel_pace_caps_a_broadcast(db: Session, workspace: WorkspaceCont
                                audience={"kind": "list", "customer_ids": customers},
                                variants=[{"template_id": template}], actor="t")
     assert (faster.rate_per_minute, slower.rate_per_minute, unpaced.rate_per_minute) == (120, 30, 120)
+
+
+@pytest.mark.pg
+def test_two_fills_of_one_broadcast_on_postgresql_write_each_recipient_once(pg_engine: Engine) -> None:
+    import threading
+    import uuid
+
+    from sqlalchemy import delete
+
+    from siyu.db.session import session_factory
+    from siyu.events.service import ingest_events
+    from siyu.messaging.template_service import create_template
+    from siyu.workspaces.service import context_of, create_workspace
+
+    sessions = session_factory(pg_engine)
+    slug = f"fill-{uuid.uuid4().hex[:8]}"
+    with sessions() as db:
+        ctx = context_of(create_workspace(db, slug, "Two fills"))
+        ingest_events(db, ctx, [{"id": f"{slug}-{i}", "type": "identify", "occurred_at": "2026-11-01T10:00:00+08:00",
+                                 "identities": {"wechat_unionid": f"{slug}-u{i}"}} for i in range(600)])
+        template = create_template(db, ctx, name="t", channel="sandbox", kind="text", body="hi", actor="t")
+        broadcast = create_broadcast(db, ctx, name="b", channel="sandbox", audience={"kind": "all"},
+                                     variants=[{"template_id": template.id}], actor="t")
+        start_broadcast(db, ctx, broadcast.id, actor="t")
+        db.commit()
+    threads = [threading.Thread(target=fill_broadcast, args=(pg_engine, broadcast.id, 100)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        with sessions() as db:
+            rows = db.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.broadcast_id
+                                                                                   == broadcast.id))
+            held = db.scalar(select(func.sum(ContactUsage.used)).where(ContactUsage.workspace_id == ctx.id))
+            filled = db.scalar(select(Broadcast.filled_count).where(Broadcast.id == broadcast.id))
+            assert (rows, held, filled) == (600, 1200, 600)  # one message each, a day and a week unit each
+    finally:
+        with sessions() as db:
+            for table in (OutboxMessage, ContactUsage):
+                db.execute(delete(table).where(table.workspace_id == ctx.id))
+            db.commit()

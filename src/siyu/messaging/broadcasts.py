@@ -210,7 +210,9 @@ def fill_broadcast(engine: Engine, broadcast_id: int, batch: int = FILL_BATCH) -
     while True:
         with transaction(engine) as session:
             plan_each_batch(session)
-            broadcast = session.get(Broadcast, broadcast_id)
+            # Locked for the batch: two fill jobs of one broadcast (a resume queues another) take turns
+            # and each starts from the cursor the other committed.
+            broadcast = session.get(Broadcast, broadcast_id, with_for_update=True)
             if broadcast is None or broadcast.state not in ("scheduled", "filling"):
                 return written_total
             ctx = context_of(get_workspace(session, broadcast.workspace_id))
