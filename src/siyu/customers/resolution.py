@@ -48,10 +48,6 @@ class EventIdentity(NamedTuple):
         key = identity.key
         return cls((sys.intern(key.type), sys.intern(key.namespace), key.value), identity.verified, identity.strong)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Unpickled by tuple.__new__ in C: a named tuple's own __new__ is Python, several times slower.
-        return (tuple.__new__, (EventIdentity, tuple(self)))
-
 
 @dataclass
 class NewProfile:

@@ -75,9 +75,6 @@ class PreparedRow(NamedTuple):
     outcome: ValidEvent | Rejection | None  # None when the row could not be read (`error`)
     error: tuple[str | None, str] | None
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (tuple.__new__, (PreparedRow, tuple(self)))  # unpickled in C, see EventIdentity
-
 
 class Prepared(NamedTuple):
     """Rows read and validated, ready to store: a batch, or a piece of one (`complete` on its last)."""
@@ -251,6 +248,8 @@ def _receive(stream: IO[bytes], child: subprocess.Popen[bytes], received: queue.
             message: Any = RuntimeError(f"the import's reading process stopped (exit code {child.wait()})")
         else:
             message = pickle.loads(stream.read(int.from_bytes(header, "little")))
+            if isinstance(message, tuple):
+                message = _from_wire(message)
         while not stop.is_set():
             with suppress(queue.Full):
                 received.put(message, timeout=0.1)
@@ -265,13 +264,26 @@ def serve_reading() -> None:
     with open(int(sys.argv[1]), "wb") as stream, _few_collections(), suppress(BrokenPipeError):
         try:
             for piece in job.pieces():
-                _send(stream, piece)
+                _send(stream, _to_wire(piece))
             _send(stream, None)
         except Exception as exc:  # raised again by the importing process
             try:
                 _send(stream, exc)
             except (pickle.PicklingError, TypeError, AttributeError):
                 _send(stream, RuntimeError(f"reading the file failed: {exc!r}"))
+
+
+def _to_wire(piece: Prepared) -> tuple[Any, ...]:
+    rows = [(row.source, row.outcome.to_wire() if isinstance(row.outcome, ValidEvent) else row.outcome, row.error)
+            for row in piece.rows]
+    return (rows, *piece[1:])
+
+
+def _from_wire(wire: tuple[Any, ...]) -> Prepared:
+    rows, received_at, position, complete = wire
+    from_wire = ValidEvent.from_wire
+    return Prepared([PreparedRow(source, from_wire(outcome) if type(outcome) is tuple else outcome, error)
+                     for source, outcome, error in rows], received_at, position, complete)
 
 
 def _send(stream: IO[bytes], message: Any) -> None:
