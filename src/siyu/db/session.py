@@ -83,7 +83,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
-BULK_CACHE_KIB = 128 * 1024
+BULK_CACHE_KIB = 96 * 1024
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from siyu.kit.errors import ValidationFailed
 from siyu.workspaces.service import WorkspaceContext
 
 KINDS = ("events", "customers", "orders")
-BATCH = 40_000
+BATCH = 30_000
 # Smaller files are read in-process: starting the reading process costs about a second.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 PIECE = 2000  # rows the reading process validates and sends at a time

@@ -1,8 +1,12 @@
 """Event ingestion: validate, de-duplicate, resolve identities, store events and orders, keep rollups.
 
-One function, `ingest_events`, serves the API (one or a batch) and the importer (streamed batches).
-Each item gets its own result — accepted, duplicate or rejected with field and reason — and the
-accepted ones are written together: nothing accepted is lost, nothing rejected is half-written.
+`ingest_events` serves the API (one or a batch) and anything else holding raw events; the importer,
+which validates in a second process, hands its batches to `ingest_validated`. Each item gets its own
+result — accepted, duplicate or rejected with field and reason — and the accepted ones are written
+together: nothing accepted is lost, nothing rejected is half-written.
+
+Writes are set-wise: rows go to the driver in one call (COPY on PostgreSQL), and rollups and
+first/last seen are computed by the database from the rows the batch just wrote (events.rollups).
 """
 
 from __future__ import annotations
