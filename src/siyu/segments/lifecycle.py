@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import ColumnElement, Float, and_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Float, and_, bindparam, case, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from siyu.db.base import UTCDateTime, table_of
@@ -106,7 +106,9 @@ _statements: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 def _stage_statements(settings: LifecycleSettings, dialect: str, workspace_id: int, scoped: bool) -> tuple[Any, Any]:
     """(insert the first stage of unstaged customers, select the customers whose stage changed) — built
-    once per settings; times and customers are bound at execution."""
+    once per settings; times and customers are bound at execution. Scoped to a few customers, the
+    select also returns the unstaged ones (with no old stage) and there is nothing to insert first:
+    one statement per re-evaluation."""
     key = (dialect, workspace_id, scoped, tuple(sorted(settings.model_dump().items())))
     cached = _statements.get(key)
     if cached is not None:
@@ -115,20 +117,23 @@ def _stage_statements(settings: LifecycleSettings, dialect: str, workspace_id: i
     joined = (customers.outerjoin(rollups, rollups.c.customer_id == customers.c.id)
               .outerjoin(lifecycle, lifecycle.c.customer_id == customers.c.id))
     scope = [customers.c.workspace_id == workspace_id, customers.c.merged_into_id.is_(None)]
+    changed = select(customers.c.id, lifecycle.c.stage, stage, lifecycle.c.version).select_from(joined)
     if scoped:
         scope.append(customers.c.id.in_(bindparam("lc_scope", expanding=True)))
-    first_seen = (select(customers.c.id, literal(workspace_id), stage, bindparam("lc_now", type_=UTCDateTime()),
-                         literal(1))
-                  .select_from(joined).where(*scope, lifecycle.c.customer_id.is_(None)))
-    insert_first = insert(lifecycle).from_select(["customer_id", "workspace_id", "stage", "since", "version"],
-                                                 first_seen)
-    changed = (select(customers.c.id, lifecycle.c.stage, stage, lifecycle.c.version).select_from(joined)
-               .where(*scope, lifecycle.c.customer_id.is_not(None), lifecycle.c.stage != stage)
-               .order_by(customers.c.id))
+        statements: tuple[Any, Any] = (None, changed.where(
+            *scope, or_(lifecycle.c.customer_id.is_(None), lifecycle.c.stage != stage)).order_by(customers.c.id))
+    else:
+        first_seen = (select(customers.c.id, literal(workspace_id), stage, bindparam("lc_now", type_=UTCDateTime()),
+                             literal(1))
+                      .select_from(joined).where(*scope, lifecycle.c.customer_id.is_(None)))
+        statements = (insert(lifecycle).from_select(["customer_id", "workspace_id", "stage", "since", "version"],
+                                                    first_seen),
+                      changed.where(*scope, lifecycle.c.customer_id.is_not(None), lifecycle.c.stage != stage)
+                      .order_by(customers.c.id))
     if len(_statements) > 256:
         _statements.clear()
-    _statements[key] = (insert_first, changed)
-    return insert_first, changed
+    _statements[key] = statements
+    return statements
 
 
 def update_lifecycle(session: Session, ctx: WorkspaceContext, now: datetime | None = None,
@@ -143,8 +148,14 @@ def update_lifecycle(session: Session, ctx: WorkspaceContext, now: datetime | No
                               "lc_new_since": now - timedelta(days=settings.new_days)}
     if customer_ids is not None:
         params["lc_scope"] = customer_ids
-    session.execute(insert_first, params)
-    changed = session.execute(select_changed, params).all()
+    if insert_first is not None:
+        session.execute(insert_first, params)
+    rows = session.execute(select_changed, params).all()
+    first = [(cid, new) for cid, old, new, _ in rows if old is None]
+    if first:
+        session.execute(insert(lifecycle), [{"customer_id": cid, "workspace_id": ctx.id, "stage": new, "since": now,
+                                             "version": 1} for cid, new in first])
+    changed = [row for row in rows if row[1] is not None]
     moved: dict[str, int] = {}
     if not changed:
         return moved

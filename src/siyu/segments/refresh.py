@@ -303,25 +303,22 @@ def reevaluate_customers(session: Session, ctx: WorkspaceContext, customer_ids: 
         # The same few statements run for every batch of events: once the driver has prepared them,
         # PostgreSQL reuses one plan instead of planning the fifty-rule statement at every run.
         session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
-    targets = None
+    targets = load_targets(session, ctx.id) if wanted else []
     for start in range(0, len(wanted), CHUNK):
-        ids = list(session.scalars(select(customers.c.id).where(
-            customers.c.workspace_id == ctx.id, customers.c.merged_into_id.is_(None),
-            customers.c.id.in_(wanted[start:start + CHUNK]))))
-        if not ids:
+        live, members, stays = _current_members(session, ctx, targets, wanted[start:start + CHUNK])
+        if not live:
             continue
-        outcome.customers += len(ids)
-        update_lifecycle(session, ctx, now, customer_ids=ids)
-        targets = load_targets(session, ctx.id) if targets is None else targets
+        outcome.customers += len(live)
+        update_lifecycle(session, ctx, now, customer_ids=live)
         if targets:
-            _reevaluate_chunk(session, ctx, targets, ids, now, outcome)
+            _reevaluate_chunk(session, ctx, targets, live, members, stays, now, outcome)
     return outcome
 
 
 def _reevaluate_chunk(session: Session, ctx: WorkspaceContext, targets: list[Target], ids: list[int],
-                      now: datetime, outcome: ReevaluationOutcome) -> None:
+                      members: dict[NodeKey, set[int]], stays: dict[tuple[int, int], int], now: datetime,
+                      outcome: ReevaluationOutcome) -> None:
     dialect = _dialect(session)
-    members, stays = _current_members(session, ctx, targets, ids)
     for level in target_levels(targets):
         compiled = [compiled_for(t, ctx, dialect, scoped=True) for t in level]
         statement_key = (ctx.id, ctx.timezone, dialect, tuple((t.key, t.fingerprint) for t in level))
@@ -353,13 +350,15 @@ def _reevaluate_chunk(session: Session, ctx: WorkspaceContext, targets: list[Tar
 
 
 def _current_members(session: Session, ctx: WorkspaceContext, targets: list[Target], ids: list[int]
-                     ) -> tuple[dict[NodeKey, set[int]], dict[tuple[int, int], int]]:
-    """Which of `ids` are in each target now, and the open stay id of each segment membership."""
+                     ) -> tuple[list[int], dict[NodeKey, set[int]], dict[tuple[int, int], int]]:
+    """In one round trip: which of `ids` are live customers of the workspace (not merged away), which
+    of them are in each target now, and the open stay id of each segment membership."""
     members: dict[NodeKey, set[int]] = defaultdict(set)
     stays: dict[tuple[int, int], int] = {}
     segment_ids = [t.id for t in targets if t.kind == "segment"]
     tag_ids = [t.id for t in targets if t.kind == "tag"]
-    parts = []
+    parts: list[Any] = [select(literal("live"), literal(0), customers.c.id, cast(null(), BigInteger)).where(
+        customers.c.workspace_id == ctx.id, customers.c.merged_into_id.is_(None), customers.c.id.in_(ids))]
     if segment_ids:
         parts.append(select(literal("segment"), memberships.c.segment_id, memberships.c.customer_id,
                             memberships.c.id).where(
@@ -368,8 +367,14 @@ def _current_members(session: Session, ctx: WorkspaceContext, targets: list[Targ
     if tag_ids:
         parts.append(select(literal("tag"), CustomerTag.tag_id, CustomerTag.customer_id, cast(null(), BigInteger))
                      .where(CustomerTag.customer_id.in_(ids), CustomerTag.tag_id.in_(tag_ids)))
-    for kind, target_id, cid, mid in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+    query: Any = union_all(*parts) if len(parts) > 1 else parts[0]
+    live: list[int] = []
+    for row in session.execute(query).all():
+        kind, target_id, cid, mid = str(row[0]), int(row[1]), int(row[2]), row[3]
+        if kind == "live":
+            live.append(cid)
+            continue
         members[(kind, target_id)].add(cid)
         if mid is not None:
-            stays[(target_id, cid)] = mid
-    return members, stays
+            stays[(target_id, cid)] = int(mid)
+    return sorted(live), members, stays
