@@ -113,6 +113,35 @@ def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def sending_attempts(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(text("SELECT DISTINCT attempt_id FROM outbox WHERE state = 'sending'")).scalars())
+
+
+def kill_a_worker_mid_batch(engine: Engine, workers: list[subprocess.Popen[bytes]]) -> tuple[int, int]:
+    """SIGKILL a worker while it holds a claimed batch (the hard case: claimed, maybe sent, not recorded).
+    Each candidate is frozen first; if after a while a batch is still `sending` under the same attempt,
+    the frozen worker holds it and is killed; otherwise it is thawed and the next one tried."""
+    for _ in range(20):
+        for index, worker in enumerate(workers):
+            worker.send_signal(signal.SIGSTOP)
+            before = sending_attempts(engine)
+            time.sleep(1.5)  # the others finish and record their batches meanwhile
+            stuck = before & sending_attempts(engine)
+            if stuck:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                with engine.connect() as conn:
+                    held = conn.execute(text("SELECT count(*) FROM outbox WHERE state = 'sending' AND attempt_id = "
+                                             "ANY(:a)"), {"a": sorted(stuck)}).scalar_one()
+                return index, int(held)
+            worker.send_signal(signal.SIGCONT)
+    index = 0  # no batch caught in flight: kill one anyway
+    workers[index].send_signal(signal.SIGKILL)
+    workers[index].wait()
+    return index, 0
+
+
 def waiting(engine: Engine) -> tuple[int, int]:
     """Messages still due and messages being sent: two counts over partial indexes, cheap at any size."""
     with engine.connect() as conn:
@@ -144,12 +173,11 @@ def bench_dispatch(url: str, recipients: int) -> None:
             due, sending = waiting(engine)
             done = to_send - due - sending
             if not killed and done >= to_send * 0.4:
-                workers[0].send_signal(signal.SIGKILL)  # mid-batch: it holds claimed rows as `sending`
-                workers[0].wait()
-                workers[0] = _worker(url, log)
+                index, held = kill_a_worker_mid_batch(engine, workers)
+                workers[index] = _worker(url, log)
                 killed = True
-                print(f"    killed a worker at {done:,} sent ({sending:,} being sent) and started it again",
-                      flush=True)
+                print(f"    killed worker {index + 1} at about {done:,} sent, holding {held:,} messages as `sending`; "
+                      f"started it again", flush=True)
             if due == 0:
                 drained = time.perf_counter() - started
                 break

@@ -421,6 +421,9 @@ def purchased_items(session: Session, workspace_id: int, customer_ids: list[int]
     return sorted(found, key=lambda row: (row[4], row[0]))
 
 
+KEY_CHUNK = 5000  # keys per query of the batch reads below (SQLite allows 32,766 parameters)
+
+
 class EventRecord(NamedTuple):
     """An event as a plain row: for batch paths that read thousands per job (no ORM objects)."""
 
@@ -433,14 +436,18 @@ class EventRecord(NamedTuple):
 
 
 def event_records(session: Session, workspace_id: int, ids: list[int], types: frozenset[str]) -> list[EventRecord]:
-    """Stored events of these types by row id (as published), oldest first, as plain rows."""
+    """Stored events of these types by row id (as published), oldest first, as plain rows.
+
+    The rows are found by primary key alone, then kept when they belong to the workspace and types:
+    with the workspace and type in the query, SQLite prefers the (workspace, type, time) index and reads
+    every event of that type for each chunk of ids."""
     found: list[EventRecord] = []
     unique = sorted(set(ids))
-    columns = (Event.id, Event.event_id, Event.type, Event.customer_id, Event.occurred_at, Event.properties)
-    for start in range(0, len(unique), CHUNK * 2):
-        stmt = select(*columns).where(Event.workspace_id == workspace_id, Event.type.in_(sorted(types)))
-        rows = session.execute(restrict(session, stmt, Event.id, unique[start:start + CHUNK * 2]))
-        found.extend(EventRecord(*row) for row in rows)
+    columns = (Event.id, Event.event_id, Event.type, Event.customer_id, Event.occurred_at, Event.properties,
+               Event.workspace_id)
+    for start in range(0, len(unique), KEY_CHUNK):
+        rows = session.execute(restrict(session, select(*columns), Event.id, unique[start:start + KEY_CHUNK]))
+        found.extend(EventRecord(*row[:6]) for row in rows if row[6] == workspace_id and row[2] in types)
     return sorted(found, key=lambda e: (e.occurred_at, e.id))
 
 
@@ -458,8 +465,8 @@ def order_records(session: Session, workspace_id: int, order_ids: list[str]) -> 
     found: dict[str, OrderRecord] = {}
     unique = sorted(set(order_ids))
     columns = (Order.order_id, Order.customer_id, Order.total_fen, Order.refunded_fen, Order.status, Order.paid_at)
-    for start in range(0, len(unique), CHUNK * 2):
+    for start in range(0, len(unique), KEY_CHUNK):
         stmt = select(*columns).where(Order.workspace_id == workspace_id)
-        rows = session.execute(restrict(session, stmt, Order.order_id, unique[start:start + CHUNK * 2]))
+        rows = session.execute(restrict(session, stmt, Order.order_id, unique[start:start + KEY_CHUNK]))
         found.update({row[0]: OrderRecord(*row) for row in rows})
     return found
