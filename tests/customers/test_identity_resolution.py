@@ -128,3 +128,26 @@ def test_older_traits_only_fill_gaps(api: TestClient) -> None:
                                      traits={"city": "上海", "name": "李雷"}))[0]["customer_id"]
     detail = api.get(f"/api/v1/customers/{customer_id}").json()
     assert (detail["city"], detail["name"]) == ("杭州", "李雷")
+
+
+def test_merging_profiles_with_the_same_pending_link_keeps_one(api: TestClient, db: Session) -> None:
+    # Two profiles each weakly linked to a third by the same email, then merged by a strong identity.
+    _ingest(api, event(identities=[{"type": "email", "value": "x@y.cn"}, {"type": "wechat_unionid", "value": "u0"}]))
+    _ingest(api, event(identities=[{"type": "email", "value": "x@y.cn"}, {"type": "wechat_unionid", "value": "u1"}]),
+            event(identities=[{"type": "email", "value": "x@y.cn"}, {"type": "member_no", "value": "m2"}]))
+    results = _ingest(api, event(identities={"wechat_unionid": "u1", "member_no": "m2"}))
+    assert results[0]["status"] == "accepted"
+    pending = api.get("/api/v1/identity-links").json()
+    assert len(pending) == 1
+    assert _live_customers(db) == 2
+
+
+def test_null_refund_id_falls_back_to_the_event_id(api: TestClient) -> None:
+    from tests.factories import refund
+
+    api.post("/api/v1/events", json=order("O-7"))
+    first, second = refund("O-7", 100, id="r-a"), refund("O-7", 200, id="r-b")
+    first["properties"]["refund_id"] = second["properties"]["refund_id"] = None
+    api.post("/api/v1/events/batch", json={"events": [first, second]})
+    customer_id = api.get("/api/v1/customers").json()["items"][0]["id"]
+    assert api.get(f"/api/v1/customers/{customer_id}").json()["rollup"]["refunded_fen"] == 300

@@ -290,15 +290,28 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _repoint_links(session: Session, workspace_id: int, absorbed_id: int, survivor_id: int) -> None:
-    links = session.scalars(select(IdentityLink).where(
+    """Move the absorbed profile's links to the survivor. A link that would repeat another one (same
+    two profiles, same identity) is dropped, and pending links between the two merged profiles close."""
+    involved = list(session.scalars(select(IdentityLink).where(
         IdentityLink.workspace_id == workspace_id,
-        or_(IdentityLink.customer_id == absorbed_id, IdentityLink.other_customer_id == absorbed_id)))
-    for link in links:
-        if link.customer_id == absorbed_id:
-            link.customer_id = survivor_id
-        if link.other_customer_id == absorbed_id:
-            link.other_customer_id = survivor_id
-        if link.customer_id == link.other_customer_id and link.status == "pending":
+        or_(IdentityLink.customer_id.in_((absorbed_id, survivor_id)),
+            IdentityLink.other_customer_id.in_((absorbed_id, survivor_id))))
+        .order_by(IdentityLink.id)))
+    seen: set[tuple[int, int, str, str]] = set()
+    keep: list[tuple[IdentityLink, int, int]] = []
+    for link in involved:
+        first = survivor_id if link.customer_id == absorbed_id else link.customer_id
+        second = survivor_id if link.other_customer_id == absorbed_id else link.other_customer_id
+        key = (first, second, link.identity_type, link.identity_value)
+        if key in seen:
+            session.delete(link)
+        else:
+            seen.add(key)
+            keep.append((link, first, second))
+    session.flush()  # duplicates leave before the others take their keys
+    for link, first, second in keep:
+        link.customer_id, link.other_customer_id = first, second
+        if first == second and link.status == "pending":
             link.status, link.decided_at, link.decided_by = "merged", clock.now(), "merge"
 
 

@@ -34,6 +34,8 @@ class Bulk:
     def ts(self, value: datetime | None) -> Any:
         if value is None:
             return None
+        if value.tzinfo is UTC and not self.postgres:  # the common case, in one call: "… 10:00:00.000000"
+            return value.isoformat(" ", "microseconds")[:26]
         utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
         return utc if self.postgres else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
 

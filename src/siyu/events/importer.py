@@ -170,18 +170,21 @@ class ReadingJob:
     piece_size: int = PIECE
 
     def pieces(self) -> Iterator[Prepared]:
-        """The file's rows prepared, in pieces of at most `piece_size` rows: few raw rows in memory at a time."""
+        """The file's rows prepared, in pieces of at most `piece_size` rows: few raw rows in memory at a time.
+        The first batches are small, so that the writer starts early, and double up to `batch_size`."""
         with self.path.open("rb") as handle:
             counter = ByteCounter(handle)
             rows: list[PreparedRow] = []
             in_batch, received_at = 0, self.clock.now()
+            size = min(self.batch_size, self.piece_size)
             by_offset = self.file_format == "jsonl"  # one line per row: sent as its offset, read back if rejected
             for row in _rows(counter.lines(), self.file_format, self.kind):
                 rows.append(self._prepare(row, counter.line_start if by_offset else row.source, in_batch, received_at))
                 in_batch += 1
-                if in_batch == self.batch_size:
+                if in_batch == size:
                     yield Prepared(rows, received_at, counter.position, complete=True)
                     rows, in_batch, received_at = [], 0, self.clock.now()
+                    size = min(self.batch_size, size * 2)
                 elif len(rows) == self.piece_size:
                     yield Prepared(rows, received_at, counter.position, complete=False)
                     rows = []

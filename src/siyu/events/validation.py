@@ -6,6 +6,7 @@ import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
@@ -120,7 +121,7 @@ def _valid_event(index: int, event_id: str, event_type: str, occurred_at: dateti
     """Raises orjson.JSONEncodeError for properties that are not plain JSON (only Python callers can send those)."""
     refund = None
     if event_type == "order_refunded":
-        if "refund_id" not in properties:
+        if not properties.get("refund_id"):  # absent or null: the event is the refund's identity
             properties = {**properties, "refund_id": event_id}
         refund = RefundFacts(str(properties["refund_id"]), str(properties["order_id"]), int(properties["amount_fen"]))
     return ValidEvent(index, event_id, sys.intern(event_type), occurred_at, identities, traits,
@@ -163,8 +164,7 @@ def _identities(items: list[IdentityItem], ctx: WorkspaceContext) -> list[EventI
     seen = set()
     for position, (identity_type, value, namespace, verified) in enumerate(items):
         try:
-            identity = EventIdentity.of(resolve_identity(identity_type, value, namespace, verified,
-                                                         ctx.strong_identity_types))
+            identity = _event_identity(identity_type, value, namespace, verified, ctx.strong_identity_types)
         except ValidationFailed as exc:
             exc.field = f"identities[{position}].value" if exc.code != "invalid_identity_type" \
                 else f"identities[{position}].type"
@@ -173,6 +173,14 @@ def _identities(items: list[IdentityItem], ctx: WorkspaceContext) -> list[EventI
             seen.add(identity.key)
             resolved.append(identity)
     return resolved
+
+
+@lru_cache(maxsize=65_536)
+def _event_identity(identity_type: str, value: str, namespace: str, verified: bool,
+                    strong_types: frozenset[str]) -> EventIdentity:
+    """Customers come back, so do their identities: normalising a phone number costs more than looking
+    it up here. Invalid ones raise, and are not kept."""
+    return EventIdentity.of(resolve_identity(identity_type, value, namespace, verified, strong_types))
 
 
 def clean_traits(traits: dict[str, Any]) -> dict[str, Any]:
