@@ -226,50 +226,18 @@ def _message_template_exists(session: Session, ctx: WorkspaceContext, template_i
 
 def send_messages(session: Session, ctx: WorkspaceContext, template_id: int, channel: str | None,
                   wanted: Sequence[tuple[int, str]]) -> dict[str, Outcome]:
-    """One message per (customer, key) through the outbox and the contact policy, decided for the
-    whole group at once. A suppressed or deferred message is the policy's decision and counts as
-    done. A key already in the outbox (a replay) returns its message and reserves nothing again.
+    """One message per (customer, key) through messaging's bulk send: the contact policy decides
+    the whole group at once. A suppressed or deferred message is the policy's decision and counts
+    as done; a key already in the outbox (a replay) returns its first message. Workers' dispatch
+    poller sends queued and deferred messages when they fall due."""
+    from siyu.messaging.sending import submit_messages
 
-    Messaging's public send (`submit_message`) takes one message; a group goes through the same
-    steps it takes — prepare the template, load the policy, `write_messages` —
-    once for all (messaging's broadcasts use `write_messages` the same way)."""
-    from siyu.messaging.outbox import (
-        Draft,
-        Sender,
-        channel_settings,
-        existing_message,
-        write_messages,
-    )
-    from siyu.messaging.policy import ContactPolicy
-    from siyu.messaging.template_service import get_template, prepare
-
-    outcomes: dict[str, Outcome] = {}
-    fresh: list[tuple[int, str]] = []
-    for customer_id, key in wanted:
-        existing = existing_message(session, ctx.id, key)
-        if existing is not None:
-            outcomes[key] = _message_outcome(existing.id, existing.state, existing.reason)
-        else:
-            fresh.append((customer_id, key))
-    if not fresh:
-        return outcomes
     try:
-        stored = get_template(session, ctx.id, template_id)
-        use_channel = channel or stored.channel
-        channel_settings(session, ctx.id, use_channel)
-        template = prepare(session, ctx.id, use_channel, template_id=template_id, context={})
+        submitted = submit_messages(session, ctx, template_id=template_id, channel=channel, wanted=wanted,
+                                    source="journey")
     except SiyuError as exc:
-        return {**outcomes, **{key: refused(exc) for _, key in fresh}}
-    resolved = resolve_customers(session, ctx.id, [cid for cid, _ in fresh])
-    policy = ContactPolicy.load(session, ctx.id, ctx.timezone)
-    sender = Sender(use_channel, stored.purpose, "journey")
-    now = clock.now()
-    drafts = [Draft(resolved.get(cid, cid), key, now, template) for cid, key in fresh]
-    written = write_messages(session, ctx, policy, sender, drafts, fail_on_render=False)
-    for draft, result in zip(drafts, written, strict=True):
-        outcomes[draft.idempotency_key] = _message_outcome(result.id, result.state, result.decision.rule)
-    # Workers' dispatch poller sends queued and deferred messages when they fall due.
-    return outcomes
+        return {key: refused(exc) for _, key in wanted}
+    return {key: _message_outcome(s.message_id, s.state, s.reason) for key, s in submitted.items()}
 
 
 def _message_outcome(message_id: int, state: str, reason: str | None) -> Outcome:

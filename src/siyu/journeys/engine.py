@@ -225,9 +225,10 @@ def _start(session: Session, contexts: dict[int, WorkspaceContext], runs: list[R
 
     ready: list[Run] = []
     fresh = [r for r in runs if r.seq == 0 and not r.state.get("started")]
+    fresh_ids = {r.id for r in fresh}
     gone = rebought(session, [r for r in fresh if "replenish" in r.state and not r.holdout])
     for run in runs:
-        if run not in fresh:
+        if run.id not in fresh_ids:
             ready.append(run)
         elif run.holdout:
             _apply(run, finish(RUN_EXITED, "holdout"), None, now, logs)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from siyu.db.bulk import Bulk
 from siyu.kit import clock
 from siyu.kit.clock import ensure_utc
 from siyu.kit.errors import ValidationFailed
@@ -15,6 +18,7 @@ from siyu.messaging.models import OutboxMessage
 from siyu.messaging.outbox import (
     Draft,
     Sender,
+    Written,
     channel_settings,
     check_key,
     check_same_request,
@@ -78,3 +82,73 @@ def submit_message(session: Session, ctx: WorkspaceContext, *, customer_id: int,
         usage.refund(session, ctx.id, [usage.as_key(r) for r in written.decision.reservations])
         return check_same_request(message, survivor, channel), False
     return message, True
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What became of one message of a bulk submission: its outbox row, its state (queued,
+    deferred, suppressed, failed), the rule or reason behind it, and whether this call wrote it."""
+
+    message_id: int
+    state: str
+    reason: str | None
+    created: bool
+
+
+def submit_messages(session: Session, ctx: WorkspaceContext, *, template_id: int,
+                    wanted: Sequence[tuple[int, str]], channel: str | None = None, purpose: str | None = None,
+                    source: str = "api", context: dict[str, Any] | None = None, droppable: bool = False,
+                    due_at: datetime | None = None, fail_on_render: bool = False) -> dict[str, Submitted]:
+    """One message from a stored template per (customer, idempotency key), decided by the contact
+    policy for the whole group at once — the bulk form of `submit_message` for other domains' batch
+    work (journey steps). Every message passes the same policy: a suppressed one is written with
+    its rule, a deferred one with the time it waits for. A key already in the outbox returns its
+    first message and reserves nothing again. `channel` and `purpose` default to the template's.
+
+    Raises the template's or channel's error (unknown, archived, channel off) for the whole group.
+    """
+    keyed = {check_key(key): customer_id for customer_id, key in wanted}
+    results = {key: Submitted(mid, state, reason, False)
+               for key, (mid, state, reason) in _outbox_rows(session, ctx.id, list(keyed)).items()}
+    fresh = [(customer_id, key) for key, customer_id in keyed.items() if key not in results]
+    if not fresh:
+        return results
+    from siyu.customers.service import resolve_customer_ids
+    from siyu.messaging.template_service import get_template
+
+    stored = get_template(session, ctx.id, template_id)
+    use_channel = channel or stored.channel
+    use_purpose = check_purpose(purpose or stored.purpose)
+    channel_settings(session, ctx.id, use_channel)
+    context = context or {}
+    template = prepare(session, ctx.id, use_channel, template_id=template_id, context=context)
+    resolved = resolve_customer_ids(session, ctx.id, [customer_id for customer_id, _ in fresh])
+    policy = ContactPolicy.load(session, ctx.id, ctx.timezone)
+    sender = Sender(use_channel, use_purpose, source, context, droppable)
+    due = ensure_utc(due_at) if due_at is not None else clock.now()
+    drafts = [Draft(resolved.get(customer_id, customer_id), key, due, template) for customer_id, key in fresh]
+    written = write_messages(session, ctx, policy, sender, drafts, fail_on_render=fail_on_render)
+    _keep_first_writers(session, ctx, drafts, written, results)
+    return results
+
+
+def _keep_first_writers(session: Session, ctx: WorkspaceContext, drafts: list[Draft], written: list[Written],
+                        results: dict[str, Submitted]) -> None:
+    """Where a concurrent writer stored a key first (our insert did nothing), its message stands and
+    our reserved inventory goes back."""
+    stored = _outbox_rows(session, ctx.id, [d.idempotency_key for d in drafts])
+    refunds: list[usage.UsageKey] = []
+    for draft, mine in zip(drafts, written, strict=True):
+        message_id, state, reason = stored[draft.idempotency_key]
+        if message_id != mine.id:
+            refunds.extend(usage.as_key(r) for r in mine.decision.reservations)
+        results[draft.idempotency_key] = Submitted(message_id, state, reason, message_id == mine.id)
+    if refunds:
+        usage.refund(session, ctx.id, refunds)
+
+
+def _outbox_rows(session: Session, workspace_id: int, keys: list[str]) -> dict[str, tuple[int, str, str | None]]:
+    """key → (id, state, reason) of the outbox rows these keys name, in one statement per chunk."""
+    rows = Bulk(session).select_in("SELECT idempotency_key, id, state, reason FROM outbox "
+                                   "WHERE workspace_id = ? AND idempotency_key {keys}", (workspace_id,), keys)
+    return {key: (int(mid), state, reason) for key, mid, state, reason in rows}
