@@ -15,10 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.db.bulk import Bulk
 from siyu.journeys import actions
 from siyu.journeys.definitions import Definition
 from siyu.journeys.models import RUN_ACTIVE, JourneyRun
@@ -100,7 +99,9 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
             .where(JourneyRun.journey_id == journey_id, JourneyRun.customer_id.in_(ids))
             .group_by(JourneyRun.customer_id)) if last is not None and _aware(last) > cutoff}
     goal = definition.goal
-    rows = []
+    rows: list[tuple[Any, ...]] = []
+    bulk = Bulk(session)
+    entered_at = bulk.ts(now)
     for customer_id in ids:
         if customer_id in active:
             continue
@@ -109,23 +110,46 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
             continue
         entrant = chosen[customer_id]
         start_at = max(entrant.start_at, now) if entrant.start_at else now
-        rows.append({
-            "workspace_id": workspace_id, "journey_id": journey_id, "version_id": version_id,
-            "customer_id": customer_id, "status": RUN_ACTIVE, "step_id": definition.start, "due_at": start_at,
-            "seq": 0, "state": {"cause": entrant.cause, **(entrant.state or {})}, "waiting_event": None,
-            "holdout": in_holdout(journey_id, customer_id, definition.holdout_percent),
-            "entry_key": "once" if entry.mode == "once" else entrant.cause[:200], "entered_at": now,
-            "started_at": start_at, "goal_event": goal.event_type if goal else None,
-            "goal_until": start_at + goal.within if goal else None, "attempts": 0})
+        rows.append((workspace_id, journey_id, version_id, customer_id, RUN_ACTIVE, definition.start,
+                     bulk.ts(start_at), 0, bulk.json({"cause": entrant.cause, **(entrant.state or {})}),
+                     bulk.flag(in_holdout(journey_id, customer_id, definition.holdout_percent)),
+                     "once" if entry.mode == "once" else entrant.cause[:200], entered_at, bulk.ts(start_at),
+                     goal.event_type if goal else None, bulk.ts(start_at + goal.within) if goal else None, 0))
     if not rows:
         return result
-    insert_fn = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    inserted = list(session.execute(insert_fn(JourneyRun).on_conflict_do_nothing()
-                                    .returning(JourneyRun.customer_id, JourneyRun.holdout), rows))
+    inserted = _insert_runs(bulk, rows)
     result.entered = len(inserted)
-    result.holdout = sum(1 for _, holdout in inserted if holdout)
+    result.holdout = sum(1 for holdout in inserted if holdout)
     result.not_eligible += len(rows) - len(inserted)
     return result
+
+
+RUN_INSERT_COLUMNS = ("workspace_id", "journey_id", "version_id", "customer_id", "status", "step_id", "due_at", "seq",
+                      "state", "holdout", "entry_key", "entered_at", "started_at", "goal_event", "goal_until",
+                      "attempts")
+_PG_TYPES = ("bigint", "bigint", "bigint", "bigint", "text", "text", "timestamptz", "integer", "jsonb", "boolean",
+             "text", "timestamptz", "timestamptz", "text", "timestamptz", "integer")
+_SQLITE_ROWS_PER_STATEMENT = 1000  # 16 values a row, under SQLite's 32,766 variables
+
+
+def _insert_runs(bulk: Bulk, rows: list[tuple[Any, ...]]) -> list[bool]:
+    """Insert the runs, skipping any the unique keys refuse (an entry already made, a concurrent
+    enrolment); returns the holdout flag of each run inserted. One statement per chunk, at the
+    driver: the ORM's per-row parameter processing cost more than the insert itself."""
+    names = ", ".join(RUN_INSERT_COLUMNS)
+    if bulk.postgres:
+        arrays = ", ".join(f"?::{kind}[]" for kind in _PG_TYPES)
+        found = bulk.execute(f"INSERT INTO journey_runs ({names}) SELECT * FROM unnest({arrays}) "
+                             "ON CONFLICT DO NOTHING RETURNING holdout", [list(column) for column in zip(*rows)])
+        return [bool(holdout) for holdout, in found]
+    inserted: list[bool] = []
+    one = "(" + ", ".join("?" for _ in RUN_INSERT_COLUMNS) + ")"
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _SQLITE_ROWS_PER_STATEMENT]
+        found = bulk.execute(f"INSERT INTO journey_runs ({names}) VALUES {', '.join([one] * len(chunk))} "
+                             "ON CONFLICT DO NOTHING RETURNING holdout", [v for row in chunk for v in row])
+        inserted.extend(bool(holdout) for holdout, in found)
+    return inserted
 
 
 def _aware(value: datetime) -> datetime:
