@@ -22,6 +22,7 @@ from siyu.customers.identities import DEFAULT_STRONG_TYPES
 from siyu.customers.models import Customer, CustomerMerge, Identity, IdentityLink
 from siyu.customers.resolution import KnownOwners
 from siyu.db.session import make_engine, transaction
+from siyu.events.decoding import decode_event_line
 from siyu.events.importer import ReadingJob, _pieces_from_child, _whole_batches, import_file
 from siyu.events.models import CustomerCategoryStat, CustomerRollup, Event, Order, Refund
 from siyu.events.service import ingest_events
@@ -370,3 +371,53 @@ def test_well_formed_events_take_the_fast_path(raw: dict[str, Any]) -> None:
     received_at = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
     fast = validation._well_formed(0, raw, ctx, frozenset(), received_at)
     assert fast is not None and fast == _without_fast_path(raw, ctx, received_at)
+
+
+# -- decoding JSONL lines straight into events (events.decoding) agrees with the general path --------
+
+@settings(max_examples=500, deadline=None)
+@given(raw=_event(), strict=st.booleans())
+def test_a_decoded_line_gives_what_the_general_path_gives(raw: dict[str, Any], strict: bool) -> None:
+    ctx = WorkspaceContext(1, "w", "w", "Asia/Shanghai", "CNY", frozenset(DEFAULT_STRONG_TYPES), strict, {})
+    received_at = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+    line = json.dumps(raw, ensure_ascii=False).encode()
+    decoded = decode_event_line(line, 0, ctx, received_at)
+    if decoded is not None:
+        assert decoded == _without_fast_path(json.loads(line), ctx, received_at)
+
+
+@pytest.mark.parametrize("raw", [
+    {"id": "o1", "type": "order_paid", "occurred_at": "2026-11-01T10:00:00+08:00", "identities": {"member_no": "M1"},
+     "properties": {"order_id": "O1", "total_fen": 100, "coupon_code": "C",
+                    "items": [{"sku": "S", "unit_price_fen": 100, "name": "奶粉"}]}},
+    {"id": "o2", "type": "order_paid", "occurred_at": "2026-11-01T10:00:00.250Z",
+     "identities": [{"type": "wechat_openid", "value": "o", "namespace": "wx1"}],
+     "properties": {"items": [{"unit_price_fen": 100, "quantity": 2, "sku": "S"}], "total_fen": 200, "order_id": "O2"},
+     "traits": {"gender": "FEMALE", "city": " 杭州 "}},
+    {"id": "p1", "type": "page_view", "occurred_at": "2026-11-01T02:00:00Z",
+     "identities": [{"type": "phone", "value": "138 1234 5678", "verified": True}], "properties": {"title": "首页"}},
+    {"id": "p2", "type": "page_view", "occurred_at": "2026-11-01T02:00:00-03:30", "identities": {"douyin_openid": "d"}},
+])
+def test_common_well_formed_lines_are_decoded_in_one_step(raw: dict[str, Any]) -> None:
+    ctx = WorkspaceContext(1, "w", "w", "Asia/Shanghai", "CNY", frozenset(DEFAULT_STRONG_TYPES), True, {})
+    received_at = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+    decoded = decode_event_line(json.dumps(raw, ensure_ascii=False).encode() + b"\n", 3, ctx, received_at)
+    expected = _without_fast_path(raw, ctx, received_at)
+    expected.index = 3
+    assert decoded == expected
+
+
+@pytest.mark.parametrize("line", [
+    b'{"id": "x", "type": "page_view", "occurred_at": "2026-11-01T02:00:00Z", "identities": []}',
+    b'{"id": "x", "type": "page_view", "occurred_at": "2026-11-01T02:00:00", "identities": {"member_no": "M"}}',
+    b'{"id": "x", "type": "order_paid", "occurred_at": "2026-11-01T02:00:00Z", "identities": {"member_no": "M"},'
+    b' "properties": {"order_id": "O", "total_fen": 1, "currency": "USD",'
+    b' "items": [{"sku": "S", "unit_price_fen": 1}]}}',
+    b'{"id": "x", "type": "check_in", "occurred_at": "2026-11-01T02:00:00Z", "identities": {"member_no": "M"}}',
+    b'{"id": "x", "type": "page_view", "occurred_at": "2026-11-01T02:00:00Z", "identities": {"phone": "123"}}',
+    b'\xef\xbb\xbf{"id": "x", "type": "page_view", "occurred_at": "2026-11-01T02:00:00Z", "identities": {"a_b": "1"}}',
+    b'not json',
+])
+def test_unusual_or_invalid_lines_take_the_general_path(line: bytes) -> None:
+    ctx = WorkspaceContext(1, "w", "w", "Asia/Shanghai", "CNY", frozenset(DEFAULT_STRONG_TYPES), False, {})
+    assert decode_event_line(line, 0, ctx, datetime(2026, 11, 20, 4, 0, tzinfo=UTC)) is None

@@ -152,11 +152,13 @@ class BatchResolver:
     def _sole_owner(self, identities: list[EventIdentity]) -> int | None:
         """The customer owning every one of these identities, if a single one does."""
         sole = None
+        owners, alias = self.owner, self.alias
         for identity in identities:
-            owner = self.owner.get(identity.key)
+            owner = owners.get(identity[0])
             if owner is None:
                 return None
-            owner = self.canonical(owner)
+            if alias:
+                owner = self.canonical(owner)
             if sole is None:
                 sole = owner
             elif owner != sole:
@@ -181,6 +183,8 @@ class BatchResolver:
         return ref
 
     def _touch(self, ref: int, occurred_at: datetime) -> None:
+        if ref > 0:  # a stored profile: its first and last seen are widened from the events it gets
+            return
         profile = self.new_profiles.get(ref)
         if profile is not None:
             profile.first_seen_at = min(profile.first_seen_at, occurred_at)
@@ -241,7 +245,8 @@ class BatchResolver:
         known.update({key: self.final_id(ref, real) for key, ref in self.owner.items()})
 
     def final_id(self, ref: int, real: dict[int, int]) -> int:
-        ref = self.canonical(ref)
+        if self.alias:
+            ref = self.canonical(ref)
         return real[ref] if ref < 0 else ref
 
     def _insert_new_profiles(self) -> dict[int, int]:

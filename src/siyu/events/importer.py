@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from siyu.customers.identities import STANDARD_IDENTITY_TYPES
 from siyu.customers.resolution import KnownOwners
 from siyu.db.session import bulk_loading, transaction
+from siyu.events.decoding import decode_event_line
 from siyu.events.service import ItemResult, custom_event_type_names, ingest_validated
 from siyu.events.validation import Rejection, ValidEvent, validate_event
 from siyu.kit import clock
@@ -94,10 +95,14 @@ class ByteCounter:
         self.line_start = 0  # offset of the line last read
 
     def lines(self) -> Iterator[str]:
+        for raw in self.raw_lines():
+            yield _text_of(raw)
+
+    def raw_lines(self) -> Iterator[bytes]:
         for raw in self.handle:
             self.line_start = self.position
             self.position += len(raw)
-            yield _text_of(raw)
+            yield raw
 
 
 def _text_of(raw: bytes) -> str:
@@ -174,27 +179,57 @@ class ReadingJob:
         The first batches are small, so that the writer starts early, and double up to `batch_size`."""
         with self.path.open("rb") as handle:
             counter = ByteCounter(handle)
+            batch = _BatchState(self.clock.now())
             rows: list[PreparedRow] = []
-            in_batch, received_at = 0, self.clock.now()
             size = min(self.batch_size, self.piece_size)
-            by_offset = self.file_format == "jsonl"  # one line per row: sent as its offset, read back if rejected
-            for row in _rows(counter.lines(), self.file_format, self.kind):
-                rows.append(self._prepare(row, counter.line_start if by_offset else row.source, in_batch, received_at))
-                in_batch += 1
-                if in_batch == size:
-                    yield Prepared(rows, received_at, counter.position, complete=True)
-                    rows, in_batch, received_at = [], 0, self.clock.now()
+            for row in self._prepared_rows(counter, batch):
+                rows.append(row)
+                batch.count += 1
+                if batch.count == size:
+                    yield Prepared(rows, batch.received_at, counter.position, complete=True)
+                    rows, batch.count, batch.received_at = [], 0, self.clock.now()
                     size = min(self.batch_size, size * 2)
                 elif len(rows) == self.piece_size:
-                    yield Prepared(rows, received_at, counter.position, complete=False)
+                    yield Prepared(rows, batch.received_at, counter.position, complete=False)
                     rows = []
-            if in_batch:
-                yield Prepared(rows, received_at, counter.position, complete=True)
+            if batch.count:
+                yield Prepared(rows, batch.received_at, counter.position, complete=True)
+
+    def _prepared_rows(self, counter: ByteCounter, batch: _BatchState) -> Iterator[PreparedRow]:
+        if self.file_format == "jsonl" and self.kind == "events":
+            yield from self._event_lines(counter, batch)
+            return
+        by_offset = self.file_format == "jsonl"  # one line per row: sent as its offset, read back if rejected
+        for row in _rows(counter.lines(), self.file_format, self.kind):
+            yield self._prepare(row, counter.line_start if by_offset else row.source, batch.count, batch.received_at)
+
+    def _event_lines(self, counter: ByteCounter, batch: _BatchState) -> Iterator[PreparedRow]:
+        """Events of a JSONL file: the common ones decoded and validated in one step (events.decoding),
+        the others parsed and validated on the general path."""
+        ctx = self.ctx
+        for number, raw in enumerate(counter.raw_lines(), start=1):
+            event = decode_event_line(raw, batch.count, ctx, batch.received_at)
+            if event is not None:
+                yield PreparedRow(counter.line_start, event, None)
+                continue
+            line = _text_of(raw)
+            if line.strip():
+                record = _jsonl_record(line, number)
+                row = record if isinstance(record, Row) else Row(line, record)
+                yield self._prepare(row, counter.line_start, batch.count, batch.received_at)
 
     def _prepare(self, row: Row, source: Any, index: int, received_at: datetime) -> PreparedRow:
         if row.error is not None:
             return PreparedRow(source, None, row.error)
         return PreparedRow(source, validate_event(index, row.event, self.ctx, self.custom_types, received_at), None)
+
+
+@dataclass
+class _BatchState:
+    """Where reading is in the batch it fills: rows so far, and the time they are validated against."""
+
+    received_at: datetime
+    count: int = 0
 
 
 def _whole_batches(pieces: Iterable[Prepared]) -> Iterator[Prepared]:
@@ -352,17 +387,19 @@ def _rows(lines: Iterator[str], file_format: str, kind: str) -> Iterator[Row]:
 
 def _jsonl_records(lines: Iterator[str]) -> Iterator[tuple[Any, Any]]:
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            yield line, Row(line, error=(None, f"line {number} is not valid JSON"))
-            continue
-        if not isinstance(record, dict):
-            yield line, Row(line, error=(None, f"line {number} is not a JSON object"))
-            continue
-        yield line, record
+        if line.strip():
+            yield line, _jsonl_record(line, number)
+
+
+def _jsonl_record(line: str, number: int) -> Any:
+    """The JSON object of a line, or the Row rejecting it."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return Row(line, error=(None, f"line {number} is not valid JSON"))
+    if not isinstance(record, dict):
+        return Row(line, error=(None, f"line {number} is not a JSON object"))
+    return record
 
 
 def _csv_records(lines: Iterator[str]) -> Iterator[tuple[Any, Any]]:
