@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -129,6 +129,18 @@ _RECORD = {name: (dialect_insert(REDEMPTIONS).on_conflict_do_nothing(index_eleme
                                                                                     "order_id"])
                   .returning(REDEMPTIONS.c.id))
            for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+# The claim and the redemption row in one statement (PostgreSQL: data-modifying CTEs). The claim is the
+# same conditional UPDATE as `_CLAIM`: concurrent statements on one coupon queue on its row lock, and
+# the losers re-check `state = 'issued'` once the winner commits, so exactly one wins.
+_CLAIM_AND_RECORD = text(
+    "WITH claimed AS (UPDATE coupons SET state = 'redeemed', redeemed_at = :redeemed_at "
+    "WHERE id = :coupon_id AND state = 'issued' AND valid_until > :redeemed_at RETURNING id), "
+    "recorded AS (INSERT INTO coupon_redemptions (workspace_id, coupon_id, template_id, customer_id, order_id, "
+    "order_amount_fen, discount_fen, source, redeemed_at) SELECT :workspace_id, id, :template_id, :customer_id, "
+    ":order_id, :order_amount_fen, :discount_fen, :source, :redeemed_at FROM claimed "
+    "ON CONFLICT (workspace_id, coupon_id, order_id) DO NOTHING RETURNING id) "
+    "SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM recorded)"
+).bindparams(bindparam("redeemed_at", type_=COUPONS.c.redeemed_at.type))
 
 
 def redeemable(session: Session, workspace_id: int, code: str) -> Redeemable | None:
@@ -144,6 +156,18 @@ def redemption_of(session: Session, coupon_id: int, order_id: str) -> CouponRede
 def insert_redemption(session: Session, values: dict[str, Any]) -> bool:
     """False when this coupon was already used on this order (and since given back by a refund)."""
     return session.execute(_RECORD[session.get_bind().dialect.name], values).first() is not None
+
+
+def claim_and_record(session: Session, values: dict[str, Any]) -> tuple[bool, bool]:
+    """`claim_for_redemption` then `insert_redemption` of `values` (which hold the coupon's id as
+    `coupon_id` and the time as `redeemed_at`): (claimed, recorded). On PostgreSQL one statement, a
+    single round trip (the checkout path's latency is mostly round trips)."""
+    if session.get_bind().dialect.name != "postgresql":
+        if not claim_for_redemption(session, values["coupon_id"], values["redeemed_at"]):
+            return False, False
+        return True, insert_redemption(session, values)
+    claimed, recorded = session.execute(_CLAIM_AND_RECORD, values).one()
+    return bool(claimed), bool(recorded)
 
 
 def coupons_by_cause(session: Session, workspace_id: int, keys: Sequence[str]) -> dict[str, Coupon]:

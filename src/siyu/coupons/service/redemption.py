@@ -79,7 +79,11 @@ def redeem_coupon(session: Session, ctx: WorkspaceContext, code: str, order_id: 
     offer = Offer(coupon.kind, coupon.amount_off_fen, coupon.threshold_fen, coupon.percent_off,
                   coupon.max_discount_fen, tuple(coupon.categories or ()), tuple(coupon.skus or ()))
     discount = discount_for(offer, order_amount_fen, lines)
-    if not repository.claim_for_redemption(session, coupon.id, now):
+    claimed, recorded = repository.claim_and_record(session, {
+        "workspace_id": ctx.id, "coupon_id": coupon.id, "template_id": coupon.template_id,
+        "customer_id": coupon.customer_id, "order_id": order_id, "order_amount_fen": order_amount_fen,
+        "discount_fen": discount, "source": source, "redeemed_at": now})
+    if not claimed:
         # Another redemption (or the expiry) won between our read and our claim.
         current = repository.redeemable(session, ctx.id, coupon.code)
         assert current is not None
@@ -87,10 +91,7 @@ def redeem_coupon(session: Session, ctx: WorkspaceContext, code: str, order_id: 
             return _replay(session, current, order_id)
         _check_usable(current, now)
         raise CouponExpired("this coupon has expired", field="code")
-    if not repository.insert_redemption(session, {
-            "workspace_id": ctx.id, "coupon_id": coupon.id, "template_id": coupon.template_id,
-            "customer_id": coupon.customer_id, "order_id": order_id, "order_amount_fen": order_amount_fen,
-            "discount_fen": discount, "source": source, "redeemed_at": now}):
+    if not recorded:
         raise CouponAlreadyRedeemed("this coupon was used on this order and given back by its refund",
                                     field="code")
     return Redemption(coupon.code, coupon.template_id, coupon.customer_id, order_id, order_amount_fen, discount,
