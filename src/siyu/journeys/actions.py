@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from siyu.kit import clock
 from siyu.kit.errors import SiyuError
 from siyu.workspaces.service import WorkspaceContext
 

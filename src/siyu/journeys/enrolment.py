@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -100,8 +101,6 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
             .group_by(JourneyRun.customer_id)) if last is not None and _aware(last) > cutoff}
     goal = definition.goal
     rows: list[tuple[Any, ...]] = []
-    bulk = Bulk(session)
-    entered_at = bulk.ts(now)
     for customer_id in ids:
         if customer_id in active:
             continue
@@ -110,14 +109,14 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
             continue
         entrant = chosen[customer_id]
         start_at = max(entrant.start_at, now) if entrant.start_at else now
-        rows.append((workspace_id, journey_id, version_id, customer_id, RUN_ACTIVE, definition.start,
-                     bulk.ts(start_at), 0, bulk.json({"cause": entrant.cause, **(entrant.state or {})}),
-                     bulk.flag(in_holdout(journey_id, customer_id, definition.holdout_percent)),
-                     "once" if entry.mode == "once" else entrant.cause[:200], entered_at, bulk.ts(start_at),
-                     goal.event_type if goal else None, bulk.ts(start_at + goal.within) if goal else None, 0))
+        rows.append((workspace_id, journey_id, version_id, customer_id, RUN_ACTIVE, definition.start, start_at, 0,
+                     {"cause": entrant.cause, **(entrant.state or {})},
+                     in_holdout(journey_id, customer_id, definition.holdout_percent),
+                     "once" if entry.mode == "once" else entrant.cause[:200], now, start_at,
+                     goal.event_type if goal else None, start_at + goal.within if goal else None, 0))
     if not rows:
         return result
-    inserted = _insert_runs(bulk, rows)
+    inserted = _insert_runs(Bulk(session), rows)
     result.entered = len(inserted)
     result.holdout = sum(1 for holdout in inserted if holdout)
     result.not_eligible += len(rows) - len(inserted)
@@ -133,21 +132,25 @@ _SQLITE_ROWS_PER_STATEMENT = 1000  # 16 values a row, under SQLite's 32,766 vari
 
 
 def _insert_runs(bulk: Bulk, rows: list[tuple[Any, ...]]) -> list[bool]:
-    """Insert the runs, skipping any the unique keys refuse (an entry already made, a concurrent
-    enrolment); returns the holdout flag of each run inserted. One statement per chunk, at the
-    driver: the ORM's per-row parameter processing cost more than the insert itself."""
+    """Insert the runs (rows of plain values in RUN_INSERT_COLUMNS order), skipping any the unique
+    keys refuse (an entry already made, a concurrent enrolment); returns the holdout flag of each
+    run inserted. One statement per chunk at the driver — the ORM's per-row parameter processing
+    cost more than the insert — on PostgreSQL with the rows as one JSON document."""
     names = ", ".join(RUN_INSERT_COLUMNS)
     if bulk.postgres:
-        arrays = ", ".join(f"?::{kind}[]" for kind in _PG_TYPES)
-        found = bulk.execute(f"INSERT INTO journey_runs ({names}) SELECT * FROM unnest({arrays}) "
-                             "ON CONFLICT DO NOTHING RETURNING holdout", [list(column) for column in zip(*rows)])
+        document = orjson.dumps([dict(zip(RUN_INSERT_COLUMNS, row, strict=True)) for row in rows]).decode()
+        definition = ", ".join(f"{name} {kind}" for name, kind in zip(RUN_INSERT_COLUMNS, _PG_TYPES, strict=True))
+        found = bulk.execute(f"INSERT INTO journey_runs ({names}) SELECT {names} FROM jsonb_to_recordset(?::jsonb) "
+                             f"AS r({definition}) ON CONFLICT DO NOTHING RETURNING holdout", (document,))
         return [bool(holdout) for holdout, in found]
     inserted: list[bool] = []
     one = "(" + ", ".join("?" for _ in RUN_INSERT_COLUMNS) + ")"
     for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
         chunk = rows[start:start + _SQLITE_ROWS_PER_STATEMENT]
+        values = [bulk.ts(v) if isinstance(v, datetime) else bulk.json(v) if isinstance(v, dict) else
+                  bulk.flag(v) if isinstance(v, bool) else v for row in chunk for v in row]
         found = bulk.execute(f"INSERT INTO journey_runs ({names}) VALUES {', '.join([one] * len(chunk))} "
-                             "ON CONFLICT DO NOTHING RETURNING holdout", [v for row in chunk for v in row])
+                             "ON CONFLICT DO NOTHING RETURNING holdout", values)
         inserted.extend(bool(holdout) for holdout, in found)
     return inserted
 

@@ -26,6 +26,7 @@ from siyu.messaging.outbox import (
     write_messages,
 )
 from siyu.messaging.policy import ContactPolicy
+from siyu.messaging.sql import text_array
 from siyu.messaging.template_service import prepare
 from siyu.workspaces.service import WorkspaceContext
 
@@ -148,7 +149,17 @@ def _keep_first_writers(session: Session, ctx: WorkspaceContext, drafts: list[Dr
 
 
 def _outbox_rows(session: Session, workspace_id: int, keys: list[str]) -> dict[str, tuple[int, str, str | None]]:
-    """key → (id, state, reason) of the outbox rows these keys name, in one statement per chunk."""
-    rows = Bulk(session).select_in("SELECT idempotency_key, id, state, reason FROM outbox "
-                                   "WHERE workspace_id = ? AND idempotency_key {keys}", (workspace_id,), keys)
+    """key → (id, state, reason) of the outbox rows these keys name: one index probe per key. On
+    PostgreSQL the keys go as one array literal joined as a set, so that no cached plan can turn the
+    lookup into a scan comparing every row with every key (see siyu.db.keyed)."""
+    bulk = Bulk(session)
+    if not keys:
+        return {}
+    if bulk.postgres:
+        rows = bulk.execute("SELECT o.idempotency_key, o.id, o.state, o.reason FROM unnest(?::text[]) AS k(key) "
+                            "JOIN outbox o ON o.workspace_id = ? AND o.idempotency_key = k.key",
+                            (text_array(keys), workspace_id))
+    else:
+        rows = bulk.select_in("SELECT idempotency_key, id, state, reason FROM outbox "
+                              "WHERE workspace_id = ? AND idempotency_key {keys}", (workspace_id,), keys)
     return {key: (int(mid), state, reason) for key, mid, state, reason in rows}

@@ -77,6 +77,11 @@ def one_of(session: Session, column: Any, values: Sequence[int] | Sequence[str])
     return column.in_(select(literal_column("value")).select_from(each))  # type: ignore[no-any-return]
 
 
+def text_array(values: Sequence[str]) -> str:
+    """A PostgreSQL array literal of texts, to bind as one parameter cast to `text[]`."""
+    return "{" + ",".join(_quoted(v) for v in values) + "}"
+
+
 def _quoted(text: str) -> str:
     """An element of a PostgreSQL array literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
