@@ -8,6 +8,7 @@ so a check made under the lock stays true until commit.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, cast
@@ -278,23 +279,36 @@ def _stored_time(session: Session) -> Any:
     return functools.lru_cache(maxsize=4096)(Bulk(session).ts)
 
 
+def _stored_rows(session: Session, rows: Sequence[dict[str, Any]], columns: Sequence[str],
+                 times: Sequence[str] = (), flags: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """Dict rows as value lists in `columns` order, times and flags as `Bulk` stores them (the columns
+    picked in C by one itemgetter: a replay converts millions of values)."""
+    bulk, ts = Bulk(session), _stored_time(session)
+    get = operator.itemgetter(*columns)
+    convert = [(i, ts) for i, c in enumerate(columns) if c in times] + \
+              [(i, bulk.flag) for i, c in enumerate(columns) if c in flags]
+    out = []
+    for row in rows:
+        values = list(get(row))
+        for i, how in convert:
+            values[i] = how(values[i])
+        out.append(tuple(values))
+    return out
+
+
 def insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert ledger entries; cause_key → id. A cause already recorded violates the unique key (the
     callers checked under the member locks, so that only happens to a retried unit of work)."""
     ids = Bulk(session).allocate_ids("loyalty_points_ledger", len(rows))
-    ts = _stored_time(session)
-    values = [tuple(ts(r[c]) if c in ("occurred_at", "created_at") else r[c] for c in ENTRY_COLUMNS[1:])
-              for r in rows]
+    values = _stored_rows(session, rows, ENTRY_COLUMNS[1:], ("occurred_at", "created_at"))
     Bulk(session).copy("loyalty_points_ledger", ENTRY_COLUMNS,
                        [(entry_id, *v) for entry_id, v in zip(ids, values, strict=True)])
     return {r["cause_key"]: entry_id for entry_id, r in zip(ids, rows, strict=True)}
 
 
 def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
-    ts = _stored_time(session)
-    times = ("available_at", "expires_at", "created_at")
     Bulk(session).copy("loyalty_points_lots", LOT_COLUMNS,
-                       [tuple(ts(r[c]) if c in times else r[c] for c in LOT_COLUMNS) for r in rows])
+                       _stored_rows(session, rows, LOT_COLUMNS, ("available_at", "expires_at", "created_at")))
 
 
 def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -378,10 +392,8 @@ def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[s
 
 def insert_activities(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert qualifying activity (a cause recorded twice violates the unique key, as for entries)."""
-    bulk, ts = Bulk(session), _stored_time(session)
-    bulk.copy("loyalty_activities", ACTIVITY_COLUMNS,
-              [tuple(ts(r[c]) if c in ("occurred_at", "created_at") else bulk.flag(r[c]) if c == "capped"
-                     else r[c] for c in ACTIVITY_COLUMNS) for r in rows])
+    Bulk(session).copy("loyalty_activities", ACTIVITY_COLUMNS,
+                       _stored_rows(session, rows, ACTIVITY_COLUMNS, ("occurred_at", "created_at"), ("capped",)))
 
 
 def window_sums(session: Session, member_ids: Sequence[int], since: datetime | None) -> dict[int, tuple[int, int, int]]:
@@ -420,12 +432,45 @@ def order_activity(session: Session, workspace_id: int, order_ids: Sequence[str]
 
 # -- tier history and benefits -----------------------------------------------------------------
 
+TIER_CHANGE_COLUMNS = ("workspace_id", "member_id", "from_tier_id", "to_tier_id", "direction", "reason",
+                       "metric_value", "cause_key", "valid_until", "changed_at")
+_TIER_CHANGE_TYPES = ("bigint", "bigint", "bigint", "bigint", "text", "text", "bigint", "text", "timestamptz",
+                      "timestamptz")
+
+
 def insert_tier_changes(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert tier history rows; returns the cause keys that were new (a cause recorded before is left)."""
     if not rows:
         return set()
-    stmt = (insert_for(session)(TierChange).on_conflict_do_nothing(index_elements=["workspace_id", "cause_key"])
-            .returning(TierChange.cause_key))
-    return set(session.execute(stmt, rows).scalars())
+    bulk = Bulk(session)
+    values = _stored_rows(session, rows, TIER_CHANGE_COLUMNS, ("valid_until", "changed_at"))
+    columns = ", ".join(TIER_CHANGE_COLUMNS)
+    if bulk.postgres:  # one statement over arrays, whatever the count (no per-row SQL text to build or parse)
+        arrays = ", ".join(f"?::{t}[]" for t in _TIER_CHANGE_TYPES)
+        return {str(key) for (key,) in bulk.execute(
+            f"INSERT INTO loyalty_tier_changes ({columns}) SELECT * FROM unnest({arrays}) "
+            "ON CONFLICT (workspace_id, cause_key) DO NOTHING RETURNING cause_key",
+            [list(column) for column in zip(*values, strict=True)])}
+    # SQLite: this transaction holds the database's write lock (BEGIN IMMEDIATE), so a key missing now
+    # stays missing until the insert.
+    key = TIER_CHANGE_COLUMNS.index("cause_key")
+    existing = existing_tier_change_keys(session, rows[0]["workspace_id"], [v[key] for v in values])
+    fresh, seen = [], set(existing)
+    for v in values:
+        if v[key] not in seen:
+            seen.add(v[key])
+            fresh.append(v)
+    bulk.insert("loyalty_tier_changes", TIER_CHANGE_COLUMNS, fresh)
+    return {v[key] for v in fresh}
+
+
+def existing_tier_change_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunked(sorted(set(keys))):
+        found.update(session.scalars(restrict(session, select(TierChange.cause_key)
+                                              .where(TierChange.workspace_id == workspace_id),
+                                              TierChange.cause_key, part)))
+    return found
 
 
 def tier_history(session: Session, member_id: int, limit: int = 100) -> list[TierChange]:

@@ -119,16 +119,25 @@ def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members
                     activity["cause_key"])
     repository.insert_activities(session, activities)
     plan.write()
+    announce = _has_subscribers("points_earned")
     for posting in plan.postings:
         row = posting.row
         earned = row["points"] + row["pending"] - row["debt"]
         summary.points_earned += earned
-        publish(session, "points_earned", {"workspace_id": ctx.id, "member_id": row["member_id"],
-                                           "customer_id": plan.members[row["member_id"]].customer_id,
-                                           "points": earned, "pending": row["pending"] > 0,
-                                           "cause_key": row["cause_key"]},
-                workspace_id=ctx.id, key=f"{ctx.id}:{row['cause_key']}")
+        if announce:
+            publish(session, "points_earned", {"workspace_id": ctx.id, "member_id": row["member_id"],
+                                               "customer_id": plan.members[row["member_id"]].customer_id,
+                                               "points": earned, "pending": row["pending"] > 0,
+                                               "cause_key": row["cause_key"]},
+                    workspace_id=ctx.id, key=f"{ctx.id}:{row['cause_key']}")
     summary.tier_changes += apply_tier_changes(session, ctx, [c for t in trackers.values() for c in t.changes])
+
+
+def _has_subscribers(event: str) -> bool:
+    """Whether publishing `event` reaches anyone (a replay would otherwise build a payload per entry)."""
+    from siyu.subscriptions import SUBSCRIPTIONS
+
+    return bool(SUBSCRIPTIONS.get(event))
 
 
 @dataclass(slots=True)
@@ -144,12 +153,19 @@ class _OrderTerms:
     tz: ZoneInfo
     now: datetime
     _expiry_by_year: dict[int, datetime | None]
+    _member_days: dict[date, bool]
 
     @classmethod
     def of(cls, programme: Programme, tz: ZoneInfo, now: datetime) -> _OrderTerms:
         return cls(programme.points_per_yuan, programme.growth_per_yuan, programme.member_day,
                    timedelta(days=programme.return_window_days), programme.points_expiry,
-                   programme.points_expiry_months, tz, now, {})
+                   programme.points_expiry_months, tz, now, {}, {})
+
+    def is_member_day(self, local: date) -> bool:
+        known = self._member_days.get(local)
+        if known is None:
+            known = self._member_days[local] = rules.is_member_date(local, self.member_day)
+        return known
 
     def expires(self, earned_at: datetime, local: date) -> datetime | None:
         if self.expiry != "end_of_next_year":
@@ -168,7 +184,7 @@ def _earn_order(plan: LedgerPlan, terms: _OrderTerms, tracker: TierTracker, even
     paid_at = order.paid_at
     local = paid_at.astimezone(terms.tz).date()
     tier = tracker.tier
-    member_day = rules.is_member_date(local, terms.member_day)
+    member_day = terms.is_member_day(local)
     day_percent = tier.member_day_multiplier_percent if member_day else 100
     points = rules.order_points(net, terms.points_per_yuan, tier.points_multiplier_percent, day_percent)
     key = f"order:{order.order_id}"

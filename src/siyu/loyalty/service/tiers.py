@@ -52,14 +52,24 @@ class TierTracker:
     tz: ZoneInfo
     tier: Tier = field(init=False)
     changes: list[TierChangePlan] = field(default_factory=list)
+    _metric: int = field(init=False)  # index of the metric in (spend_fen, orders, growth)
+    _next_threshold: int | None = field(init=False)  # of the tier above; None at the top
 
     def __post_init__(self) -> None:
         self.tier = self.tiers.by_id(self.member.tier_id)
+        self._metric = rules.METRICS.index(self.programme.tier_metric)
+        self._note_next()
+
+    def _note_next(self) -> None:
+        above = self.tiers.above(self.tier)
+        self._next_threshold = above.threshold if above is not None else None
 
     def add(self, spend_fen: int, orders: int, growth: int, occurred_at: datetime, cause_key: str) -> None:
         if self.since is not None and occurred_at < self.since:
             return
-        self.value += rules.metric_value(self.programme.tier_metric, spend_fen, orders, growth)
+        self.value += (spend_fen, orders, growth)[self._metric]
+        if self._next_threshold is None or self.value < self._next_threshold:
+            return  # the common case: below the next tier, nothing to evaluate
         rank = rules.qualifying_rank(self.tiers.thresholds, self.value)
         if rank <= self.tier.rank:
             return
@@ -70,6 +80,7 @@ class TierTracker:
             f"{cause_key} brought {_describe(self.programme)} to {self.value} (threshold {reached.threshold})",
             self.value, f"up:{self.member.id}:{cause_key}", at, valid_until(reached, at, self.tz)))
         self.tier = reached
+        self._note_next()
 
 
 def _describe(programme: Programme) -> str:
