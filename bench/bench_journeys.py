@@ -168,7 +168,7 @@ def worker_main(url: str, offset: Any, stop: Any) -> None:
     install_clock(offset)
     engine = make_engine(url)
     while not stop.value:
-        if run_due_steps(engine, batch=500, max_batches=20) == 0:
+        if run_due_steps(engine, max_batches=20) == 0:
             time.sleep(0.05)
 
 
@@ -222,7 +222,7 @@ def drain(engine: Engine, setup: Setup, offset: Any, steps: Sequence[str], worke
     next_kill = started + kill_every if kill_every else float("inf")
     while unfinished(engine, setup.journey_id, steps):
         if workers is None:
-            run_due_steps(engine, batch=500, max_batches=20)
+            run_due_steps(engine, max_batches=20)
         else:
             time.sleep(0.1)
             if time.perf_counter() >= next_kill:
@@ -259,7 +259,7 @@ def lateness(engine: Engine, setup: Setup, offset: Any, workers: Workers | None,
                             [enrolment.Entrant(c, "lateness") for c in ids[g:g + per_group]])
             from siyu.journeys.engine import execute_due
 
-            while execute_due(session, 500)[0]:
+            while execute_due(session)[0]:
                 pass
     install_clock(offset)
     # real time flows from "the first wait ends in 2 s"
@@ -270,7 +270,7 @@ def lateness(engine: Engine, setup: Setup, offset: Any, workers: Workers | None,
 
     while time.perf_counter() < end:
         if workers is None:
-            if run_due_steps(engine, batch=500, max_batches=1) == 0:
+            if run_due_steps(engine, max_batches=1) == 0:
                 time.sleep(0.02)
         else:
             time.sleep(0.2)

@@ -50,7 +50,7 @@ from siyu.workspaces.service import WorkspaceContext
 
 log = logging.getLogger("siyu.journeys")
 
-BATCH = 500
+BATCH = 1000
 MAX_HOPS = 50  # steps one claim may chain before the run yields to others
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = timedelta(hours=1)

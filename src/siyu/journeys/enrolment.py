@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,6 +21,7 @@ from siyu.db.bulk import Bulk
 from siyu.journeys import actions
 from siyu.journeys.definitions import Definition
 from siyu.journeys.models import RUN_ACTIVE, JourneyRun
+from siyu.journeys.sql import insert_returning
 from siyu.kit import clock
 
 CHUNK = 2000
@@ -116,43 +116,20 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
                      goal.event_type if goal else None, start_at + goal.within if goal else None, 0))
     if not rows:
         return result
-    inserted = _insert_runs(Bulk(session), rows)
+    # Runs the unique keys refuse (an entry already made, a concurrent enrolment) are skipped.
+    inserted = insert_returning(Bulk(session), "journey_runs", RUN_INSERT_COLUMNS, rows, conflict="DO NOTHING",
+                                returning="holdout")
     result.entered = len(inserted)
-    result.holdout = sum(1 for holdout in inserted if holdout)
+    result.holdout = sum(1 for holdout, in inserted if holdout)
     result.not_eligible += len(rows) - len(inserted)
     return result
 
 
-RUN_INSERT_COLUMNS = ("workspace_id", "journey_id", "version_id", "customer_id", "status", "step_id", "due_at", "seq",
-                      "state", "holdout", "entry_key", "entered_at", "started_at", "goal_event", "goal_until",
-                      "attempts")
-_PG_TYPES = ("bigint", "bigint", "bigint", "bigint", "text", "text", "timestamptz", "integer", "jsonb", "boolean",
-             "text", "timestamptz", "timestamptz", "text", "timestamptz", "integer")
-_SQLITE_ROWS_PER_STATEMENT = 1000  # 16 values a row, under SQLite's 32,766 variables
-
-
-def _insert_runs(bulk: Bulk, rows: list[tuple[Any, ...]]) -> list[bool]:
-    """Insert the runs (rows of plain values in RUN_INSERT_COLUMNS order), skipping any the unique
-    keys refuse (an entry already made, a concurrent enrolment); returns the holdout flag of each
-    run inserted. One statement per chunk at the driver — the ORM's per-row parameter processing
-    cost more than the insert — on PostgreSQL with the rows as one JSON document."""
-    names = ", ".join(RUN_INSERT_COLUMNS)
-    if bulk.postgres:
-        document = orjson.dumps([dict(zip(RUN_INSERT_COLUMNS, row, strict=True)) for row in rows]).decode()
-        definition = ", ".join(f"{name} {kind}" for name, kind in zip(RUN_INSERT_COLUMNS, _PG_TYPES, strict=True))
-        found = bulk.execute(f"INSERT INTO journey_runs ({names}) SELECT {names} FROM jsonb_to_recordset(?::jsonb) "
-                             f"AS r({definition}) ON CONFLICT DO NOTHING RETURNING holdout", (document,))
-        return [bool(holdout) for holdout, in found]
-    inserted: list[bool] = []
-    one = "(" + ", ".join("?" for _ in RUN_INSERT_COLUMNS) + ")"
-    for start in range(0, len(rows), _SQLITE_ROWS_PER_STATEMENT):
-        chunk = rows[start:start + _SQLITE_ROWS_PER_STATEMENT]
-        values = [bulk.ts(v) if isinstance(v, datetime) else bulk.json(v) if isinstance(v, dict) else
-                  bulk.flag(v) if isinstance(v, bool) else v for row in chunk for v in row]
-        found = bulk.execute(f"INSERT INTO journey_runs ({names}) VALUES {', '.join([one] * len(chunk))} "
-                             "ON CONFLICT DO NOTHING RETURNING holdout", values)
-        inserted.extend(bool(holdout) for holdout, in found)
-    return inserted
+RUN_INSERT_COLUMNS = (("workspace_id", "bigint"), ("journey_id", "bigint"), ("version_id", "bigint"),
+                      ("customer_id", "bigint"), ("status", "text"), ("step_id", "text"), ("due_at", "timestamptz"),
+                      ("seq", "integer"), ("state", "jsonb"), ("holdout", "boolean"), ("entry_key", "text"),
+                      ("entered_at", "timestamptz"), ("started_at", "timestamptz"), ("goal_event", "text"),
+                      ("goal_until", "timestamptz"), ("attempts", "integer"))
 
 
 def _aware(value: datetime) -> datetime:

@@ -14,14 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.db.bulk import Bulk
 from siyu.journeys import actions
 from siyu.journeys.definitions import PRIORITIES, Step
 from siyu.journeys.errors import TaskAlreadyClosed, TaskNotFound
 from siyu.journeys.models import RUN_ACTIVE, JourneyRun, StaffTask
+from siyu.journeys.sql import insert_returning
 from siyu.kit import clock
 from siyu.kit.errors import ValidationFailed
 from siyu.kit.pagination import decode_cursor, encode_cursor
@@ -68,17 +68,25 @@ def create_for_runs(session: Session, ctx: WorkspaceContext, step: Step, journey
     due = now + timedelta(seconds=params["sla_seconds"])
     remind = due - timedelta(seconds=params["remind_before_seconds"]) if params["remind_before_seconds"] else None
     chosen = assignees(session, ctx.id, params["assign"], [customer_id for _, customer_id, _ in runs])
-    rows = [{"workspace_id": ctx.id, "customer_id": customer_id, "assignee_id": chosen[customer_id],
-             "title": params["title"], "instructions": params["instructions"], "script": params["script"],
-             "priority": params["priority"], "due_at": due, "remind_at": remind, "status": OPEN, "outcome": "",
-             "journey_id": journey_id, "run_id": run_id, "step_id": step.id, "cause_key": key,
-             "created_by": f"journey:{journey_id}", "created_at": now} for run_id, customer_id, key in runs]
-    insert_fn = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert_fn(StaffTask).on_conflict_do_nothing(index_elements=["workspace_id", "cause_key"]), rows)
-    keys = [key for _, _, key in runs]
-    found = session.execute(select(StaffTask.cause_key, StaffTask.id, StaffTask.assignee_id)
-                            .where(StaffTask.workspace_id == ctx.id, StaffTask.cause_key.in_(keys)))
-    return {key: (int(task_id), assignee) for key, task_id, assignee in found}
+    rows = [(ctx.id, customer_id, chosen[customer_id], params["title"], params["instructions"], params["script"],
+             params["priority"], due, remind, OPEN, "", journey_id, run_id, step.id, key, f"journey:{journey_id}", now)
+            for run_id, customer_id, key in {key: (r, c, key) for r, c, key in runs}.values()]
+    created = {key: (int(task_id), assignee) for key, task_id, assignee in insert_returning(
+        Bulk(session), "staff_tasks", TASK_INSERT_COLUMNS, rows, conflict="(workspace_id, cause_key) DO NOTHING",
+        returning="cause_key, id, assignee_id")}
+    replayed = [key for _, _, key in runs if key not in created]
+    if replayed:  # keys written before: their first tasks stand
+        found = session.execute(select(StaffTask.cause_key, StaffTask.id, StaffTask.assignee_id)
+                                .where(StaffTask.workspace_id == ctx.id, StaffTask.cause_key.in_(replayed)))
+        created.update({key: (int(task_id), assignee) for key, task_id, assignee in found})
+    return created
+
+
+TASK_INSERT_COLUMNS = (("workspace_id", "bigint"), ("customer_id", "bigint"), ("assignee_id", "bigint"),
+                       ("title", "text"), ("instructions", "text"), ("script", "text"), ("priority", "text"),
+                       ("due_at", "timestamptz"), ("remind_at", "timestamptz"), ("status", "text"),
+                       ("outcome", "text"), ("journey_id", "bigint"), ("run_id", "bigint"), ("step_id", "text"),
+                       ("cause_key", "text"), ("created_by", "text"), ("created_at", "timestamptz"))
 
 
 def statuses(session: Session, workspace_id: int, task_ids: Sequence[int]) -> dict[int, str]:
