@@ -492,3 +492,16 @@ def _count_queries(engine: Engine, request: Any) -> int:
         assert request().status_code == 200
     return len(statements)
 
+
+
+def test_an_address_that_does_not_exist_is_a_console_page_for_browsers_and_a_problem_for_the_api(
+        console: Console) -> None:
+    page = console.client.get("/no-such-page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "未找到" in page.text and "not_found" in page.text
+    english = console.client.get("/no-such-page?lang=en", headers={"Accept": "text/html"})
+    assert english.status_code == 404 and "Not found" in english.text
+    api = console.client.get("/api/v1/no-such-thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.json()["code"] == "not_found"
+    plain = console.client.get("/no-such-page")
+    assert plain.status_code == 404 and plain.json()["code"] == "not_found"

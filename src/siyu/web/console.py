@@ -88,7 +88,7 @@ def _login_redirect(request: Request) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-def _error_page(request: Request, exc: SiyuError | RequestValidationError) -> Response:
+def error_page(request: Request, exc: SiyuError | RequestValidationError) -> Response:
     if isinstance(exc, RequestValidationError):
         status, code, detail = 422, "validation_failed", "; ".join(str(e.get("msg")) for e in exc.errors()[:3])
     else:
@@ -115,7 +115,7 @@ class ConsoleRoute(APIRoute):
                 db = getattr(request.state, "db", None)
                 if db is not None:  # the request's session commits after us: leave nothing to commit
                     db.rollback()
-                return _error_page(request, exc)
+                return error_page(request, exc)
 
         return handle
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from siyu.kit.errors import SiyuError
@@ -40,7 +40,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, code, message, _field_of(tuple(first.get("loc", ()))), details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and _browser_outside_api(request):
+            return _console_not_found(request)
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
             exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
@@ -51,3 +53,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
         logging.getLogger("siyu.web").exception("unhandled error", exc_info=exc)
         return problem(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def _browser_outside_api(request: Request) -> bool:
+    """A person's browser asked for a console address that does not exist (not an API client)."""
+    path = request.url.path
+    return not (path.startswith("/api/") or path == "/api") and "text/html" in request.headers.get("accept", "")
+
+
+def _console_not_found(request: Request) -> Response:
+    from siyu.kit.errors import NotFound
+    from siyu.web.console import error_page, page_locale
+
+    page_locale(request)
+    return error_page(request, NotFound("no page at this address"))
