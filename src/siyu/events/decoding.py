@@ -15,14 +15,12 @@ takes the general path, which also explains what is wrong. A line decoded here g
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 
 from siyu.events.validation import (
-    _FUTURE_TOLERANCE,
-    _TIMESTAMP,
     MAX_IDENTITIES,
     IdentityItem,
     OrderLine,
@@ -30,6 +28,7 @@ from siyu.events.validation import (
     ValidEvent,
     _identities,
     clean_traits,
+    plain_timestamp,
 )
 from siyu.kit.errors import ValidationFailed
 from siyu.workspaces.service import WorkspaceContext
@@ -74,7 +73,7 @@ class _OrderPaidProps(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
 
 class _Envelope(msgspec.Struct, kw_only=True, tag_field="type", forbid_unknown_fields=True, gc=False):
     id: _ShortText
-    occurred_at: str  # checked against validation._TIMESTAMP, as the general path does
+    occurred_at: str  # judged by validation.plain_timestamp, as on the general path
     identities: _Identities
     traits: dict[str, Any] | None = None
 
@@ -99,14 +98,8 @@ def decode_event_line(line: bytes, index: int, ctx: WorkspaceContext, received_a
         raw = _decoder.decode(line)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    stamp = raw.occurred_at
-    if _TIMESTAMP.fullmatch(stamp) is None:
-        return None
-    try:
-        occurred_at = datetime.fromisoformat(stamp).astimezone(UTC)
-    except ValueError:
-        return None
-    if occurred_at > received_at.replace(microsecond=0) + _FUTURE_TOLERANCE:
+    occurred_at = plain_timestamp(raw.occurred_at, received_at)
+    if occurred_at is None:
         return None
     order = None
     if type(raw) is _OrderPaid:

@@ -312,6 +312,18 @@ def _str_keys(mapping: dict[Any, Any]) -> bool:
     return all(type(key) is str for key in mapping)
 
 
+def plain_timestamp(stamp: str, received_at: datetime) -> datetime | None:
+    """`occurred_at` in UTC when written plainly (ISO 8601 with a zone) and not in the future; None
+    for anything else, which the contract then judges."""
+    if _TIMESTAMP.fullmatch(stamp) is None:
+        return None
+    try:
+        occurred_at = datetime.fromisoformat(stamp).astimezone(UTC)
+    except ValueError:
+        return None
+    return None if occurred_at > received_at.replace(microsecond=0) + _FUTURE_TOLERANCE else occurred_at
+
+
 def _well_formed(index: int, raw: Any, ctx: WorkspaceContext, known_custom_types: frozenset[str],
                  received_at: datetime) -> ValidEvent | None:
     if not raw.keys() <= _EVENT_KEYS:
@@ -319,15 +331,11 @@ def _well_formed(index: int, raw: Any, ctx: WorkspaceContext, known_custom_types
     event_id, event_type, stamp = raw.get("id"), raw.get("type"), raw.get("occurred_at")
     properties, traits = raw.get("properties", {}), raw.get("traits")
     if not (_text(event_id, 1, 200) and type(event_type) is str and _TYPE_NAME.fullmatch(event_type)
-            and type(stamp) is str and _TIMESTAMP.fullmatch(stamp)
-            and type(properties) is dict and _str_keys(properties)
+            and type(stamp) is str and type(properties) is dict and _str_keys(properties)
             and (traits is None or (type(traits) is dict and _str_keys(traits)))):
         return None
-    try:
-        occurred_at = datetime.fromisoformat(stamp).astimezone(UTC)
-    except ValueError:
-        return None
-    if occurred_at > received_at.replace(microsecond=0) + _FUTURE_TOLERANCE:
+    occurred_at = plain_timestamp(stamp, received_at)
+    if occurred_at is None:
         return None
     order: PaidOrder | None = None
     if event_type == "order_paid":
