@@ -28,7 +28,7 @@ from siyu.jobs.service import publish
 from siyu.kit import clock
 from siyu.kit.timefmt import zone
 from siyu.loyalty import repository, rules
-from siyu.loyalty.models import Activity, PointsEntry, Programme
+from siyu.loyalty.models import Activity, PointsEntry, Programme, Tier
 from siyu.loyalty.repository import MemberRow
 from siyu.loyalty.service.ledger import LedgerPlan
 from siyu.loyalty.service.programme import ladder
@@ -113,7 +113,7 @@ def _earn(session: Session, ctx: WorkspaceContext, programme: Programme, members
             activity = _earn_action(plan, programme, caps, member, event, tz)
         if activity is None:
             continue
-        activity.update(workspace_id=ctx.id, member_id=member.id, created_at=now)
+        activity["workspace_id"], activity["member_id"], activity["created_at"] = ctx.id, member.id, now
         activities.append(activity)
         tracker.add(activity["spend_fen"], activity["orders"], activity["growth"], activity["occurred_at"],
                     activity["cause_key"])
@@ -154,12 +154,23 @@ class _OrderTerms:
     now: datetime
     _expiry_by_year: dict[int, datetime | None]
     _member_days: dict[date, bool]
+    _rates: dict[tuple[int, bool], tuple[int, int, str]]
 
     @classmethod
     def of(cls, programme: Programme, tz: ZoneInfo, now: datetime) -> _OrderTerms:
         return cls(programme.points_per_yuan, programme.growth_per_yuan, programme.member_day,
                    timedelta(days=programme.return_window_days), programme.points_expiry,
-                   programme.points_expiry_months, tz, now, {}, {})
+                   programme.points_expiry_months, tz, now, {}, {}, {})
+
+    def rates(self, tier: Tier, member_day: bool) -> tuple[int, int, str]:
+        """(tier multiplier %, member-day multiplier %, the reason's wording after the amount) of a tier."""
+        known = self._rates.get((tier.id, member_day))
+        if known is None:
+            day_percent = tier.member_day_multiplier_percent if member_day else 100
+            wording = (f" fen × {self.points_per_yuan}/¥ × {tier.points_multiplier_percent}% ({tier.code})"
+                       + (f" × {day_percent}% member day" if member_day else ""))
+            known = self._rates[(tier.id, member_day)] = (tier.points_multiplier_percent, day_percent, wording)
+        return known
 
     def is_member_day(self, local: date) -> bool:
         known = self._member_days.get(local)
@@ -183,15 +194,11 @@ def _earn_order(plan: LedgerPlan, terms: _OrderTerms, tracker: TierTracker, even
     net = max(0, order.total_fen - order.refunded_fen)
     paid_at = order.paid_at
     local = paid_at.astimezone(terms.tz).date()
-    tier = tracker.tier
-    member_day = terms.is_member_day(local)
-    day_percent = tier.member_day_multiplier_percent if member_day else 100
-    points = rules.order_points(net, terms.points_per_yuan, tier.points_multiplier_percent, day_percent)
+    tier_percent, day_percent, wording = terms.rates(tracker.tier, terms.is_member_day(local))
+    points = rules.order_points(net, terms.points_per_yuan, tier_percent, day_percent)
     key = f"order:{order.order_id}"
     if points > 0:
-        reason = (f"order {order.order_id}: {net} fen × {terms.points_per_yuan}/¥ × "
-                  f"{tier.points_multiplier_percent}% ({tier.code})" + (f" × {day_percent}% member day"
-                                                                        if member_day else ""))
+        reason = f"order {order.order_id}: {net}{wording}"
         expires = terms.expires(paid_at, local)
         available_at = paid_at + terms.return_window
         if available_at <= terms.now:
