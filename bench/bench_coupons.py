@@ -59,8 +59,9 @@ def seed(url: str, coupons: int) -> tuple[WorkspaceContext, list[str]]:
     return ctx, codes
 
 
-def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int, int, dict[str, int]]:
-    """One checkout client: redeems its codes one transaction each; returns wins, losses by code."""
+def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int, int, dict[str, int], float]:
+    """One checkout client: redeems its codes one transaction each (through an engine configured as the
+    web process's); returns wins, losses by code, and the CPU seconds it spent."""
     from siyu.coupons.service import redeem_coupon
     from siyu.kit.errors import SiyuError
 
@@ -70,6 +71,7 @@ def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int
     reasons: dict[str, int] = {}
     with use_clock(FrozenClock(NOW)):
         start.wait()
+        cpu = time.process_time()
         for code in codes:
             try:
                 with transaction(engine) as session:
@@ -78,8 +80,9 @@ def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int
             except SiyuError as exc:
                 losses += 1
                 reasons[exc.code] = reasons.get(exc.code, 0) + 1
+        cpu = time.process_time() - cpu
     engine.dispose()
-    return wins, losses, reasons
+    return wins, losses, reasons, cpu
 
 
 def bench_redemption(coupons: int, clients: int, duplicates: float) -> None:
@@ -111,7 +114,8 @@ def bench_redemption(coupons: int, clients: int, duplicates: float) -> None:
         wins = sum(r[0] for r in results)
         losses = sum(r[1] for r in results)
         reasons: dict[str, int] = {}
-        for _, _, r in results:
+        client_cpu = sum(r[3] for r in results)
+        for _, _, r, _ in results:
             for code, n in r.items():
                 reasons[code] = reasons.get(code, 0) + n
         engine = make_engine(url)
@@ -127,6 +131,8 @@ def bench_redemption(coupons: int, clients: int, duplicates: float) -> None:
         figure(f"  attempts per second ({duplicates:.0%} of the codes raced by two clients)",
                (wins + losses) / seconds, "attempts/s")
         figure("  double redemptions", float(doubles or 0), "", "0")
+        figure("  client CPU per attempt (the 8 clients share the CPUs with PostgreSQL)",
+               1000 * client_cpu / max(1, wins + losses), "ms")
         print(f"    {wins:,} won, {losses:,} refused {reasons}; {redemptions:,} redemption rows, {redeemed:,} "
               f"coupons redeemed; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
         assert wins == coupons == redemptions == redeemed and doubles == 0, (wins, redemptions, redeemed, doubles)

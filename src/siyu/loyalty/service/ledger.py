@@ -198,8 +198,12 @@ class LedgerPlan:
         ids: dict[str, int] = {}
         if self.postings:
             ids = repository.insert_entries(self.session, [p.row for p in self.postings])
-            repository.insert_lots(self.session, [{**p.new_lot, "entry_id": ids[p.row["cause_key"]]}
-                                                  for p in self.postings if p.new_lot is not None])
+            lots = []
+            for p in self.postings:
+                if p.new_lot is not None:
+                    p.new_lot["entry_id"] = ids[p.row["cause_key"]]
+                    lots.append(p.new_lot)
+            repository.insert_lots(self.session, lots)
         repository.change_lots(self.session, [c for c in self.lot_changes if c["delta"] or c["status"]])
         deltas: dict[int, tuple[int, int, int]] = {}
         for p in self.postings:

@@ -52,10 +52,18 @@ class Ladder:
     tiers: list[Tier]
     thresholds: list[int] = field(init=False)
     _by_id: dict[int, Tier] = field(init=False)
+    _next_threshold: dict[int, int | None] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", [t.threshold for t in self.tiers])
         object.__setattr__(self, "_by_id", {t.id: t for t in self.tiers})
+        object.__setattr__(self, "_next_threshold", {
+            t.id: self.tiers[rank + 1].threshold if rank + 1 < len(self.tiers) else None
+            for rank, t in enumerate(self.tiers)})
+
+    def next_threshold(self, tier: Tier) -> int | None:
+        """The threshold of the tier above `tier` (None at the top)."""
+        return self._next_threshold[tier.id]
 
     def by_id(self, tier_id: int) -> Tier:
         return self._by_id[tier_id]

@@ -61,8 +61,7 @@ class TierTracker:
         self._note_next()
 
     def _note_next(self) -> None:
-        above = self.tiers.above(self.tier)
-        self._next_threshold = above.threshold if above is not None else None
+        self._next_threshold = self.tiers.next_threshold(self.tier)
 
     def add(self, spend_fen: int, orders: int, growth: int, occurred_at: datetime, cause_key: str) -> None:
         if self.since is not None and occurred_at < self.since:
