@@ -1,7 +1,7 @@
 """Coupon benchmarks (issue 5): concurrent redemption on PostgreSQL.
 
 N coupons are issued; C client processes (checkouts) redeem them at once, each redemption its own
-transaction. Every code belongs to one client; a share of the codes (`--duplicates`, default 25%) is
+unit of work as the API's request runs it (one session factory per process, a session per request). Every code belongs to one client; a share of the codes (`--duplicates`, default 25%) is
 also tried by another client at the same time (a double submit, a shared code), and `--duplicates 1`
 makes every code a race. Figures: successful redemptions per second, attempts per second, and double
 redemptions — which must be zero: every coupon has exactly one redemption and is `redeemed`.
@@ -18,15 +18,18 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bench.common import figure, scratch_postgres
 from siyu.db.bulk import Bulk
 from siyu.db.migrate import upgrade
-from siyu.db.session import make_engine, transaction
+from siyu.db.session import make_engine, session_factory, transaction
 from siyu.kit.clock import FrozenClock, use_clock
 from siyu.workspaces.service import WorkspaceContext, context_of, create_workspace
 
@@ -60,13 +63,29 @@ def seed(url: str, coupons: int) -> tuple[WorkspaceContext, list[str]]:
 
 
 def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int, int, dict[str, int], float]:
-    """One checkout client: redeems its codes one transaction each (through an engine configured as the
-    web process's); returns wins, losses by code, and the CPU seconds it spent."""
+    """One checkout client: redeems its codes one unit of work each, the way a web process runs the
+    redemption request (`siyu.web.deps.get_db`: an engine and a session factory made once per process,
+    a session per request that commits or rolls back); returns wins, losses by code, and the CPU
+    seconds it spent. HTTP and API-key checks are not part of the figure."""
     from siyu.coupons.service import redeem_coupon
     from siyu.kit.errors import SiyuError
 
     url, ctx, codes, number, start = args
     engine = make_engine(url)
+    sessions = session_factory(engine)
+
+    @contextmanager
+    def request() -> Iterator[Session]:
+        session = sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
     wins, losses = 0, 0
     reasons: dict[str, int] = {}
     with use_clock(FrozenClock(NOW)):
@@ -74,7 +93,7 @@ def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int
         cpu = time.process_time()
         for code in codes:
             try:
-                with transaction(engine) as session:
+                with request() as session:
                     redeem_coupon(session, ctx, code, f"order-{number}-{code}", 25_000)
                 wins += 1
             except SiyuError as exc:
