@@ -98,3 +98,27 @@ def test_any_sequence_of_overlapping_batches_writes_each_key_once_within_the_cap
     assert sorted(k for k, _, _ in rows) == sorted(seen)
     for customer in customers:
         assert sum(1 for _, c, state in rows if c == customer and state == "queued") <= cap
+
+
+def test_a_key_another_writer_stored_first_is_reported_not_created(db: Session, workspace: WorkspaceContext) -> None:
+    """The race the key lookup cannot see: the insert skips the key and the writer is told."""
+    from siyu.kit import clock
+    from siyu.messaging.outbox import Draft, Sender, write_messages
+    from siyu.messaging.policy import ContactPolicy
+    from siyu.messaging.sending import enqueue_message
+    from siyu.messaging.template_service import prepare
+
+    no_policy_limits(db, workspace)
+    a, b = make_customer(db, workspace), make_customer(db, workspace)
+    template = sandbox_template(db, workspace)
+    first = enqueue_message(db, workspace, customer_id=a, channel="sandbox", template_id=template,
+                            idempotency_key="race:a")
+    prepared = prepare(db, workspace.id, "sandbox", template_id=template)
+    policy = ContactPolicy.load(db, workspace.id, workspace.timezone)
+
+    written = write_messages(db, workspace, policy, Sender("sandbox", "marketing", "test"),
+                             [Draft(a, "race:a", clock.now(), prepared), Draft(b, "race:b", clock.now(), prepared)])
+
+    assert [w.created for w in written] == [False, True]
+    assert outbox(db, workspace) == [(a, "race:a", "queued", None), (b, "race:b", "queued", None)]
+    assert first.id != written[0].id

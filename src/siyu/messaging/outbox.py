@@ -81,6 +81,7 @@ class Written:
     id: int
     decision: Decision
     state: str
+    created: bool = True  # False: the key was in the outbox already (a concurrent writer won); `id` is ours, unused
 
 
 def channel_settings(session: Session, workspace_id: int, channel: str) -> ChannelSettings:
@@ -161,9 +162,25 @@ def _write_messages(session: Session, ctx: WorkspaceContext, policy: ContactPoli
     _apply_one_time(session, ctx, sender.channel, one_time, written, rows, refunds)
     if refunds:
         usage.refund(session, ctx.id, refunds)
-    insert_many(session.connection(), "outbox", OUTBOX_COLUMNS, rows,
-                conflict="(workspace_id, idempotency_key) DO NOTHING")
+    inserted = insert_many(session.connection(), "outbox", OUTBOX_COLUMNS, rows,
+                           conflict="(workspace_id, idempotency_key) DO NOTHING")
+    if inserted < len(rows):
+        _mark_lost(session, ctx.id, drafts, written)
     return written
+
+
+def _mark_lost(session: Session, workspace_id: int, drafts: Sequence[Draft], written: list[Written]) -> None:
+    """Which drafts' keys another writer stored first (the insert skipped them): `created=False`."""
+    keys = [d.idempotency_key for d in drafts]
+    stored: dict[str, int] = {}
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start:start + 5000]
+        stored.update({key: outbox_id for key, outbox_id in session.execute(
+            select(OutboxMessage.idempotency_key, OutboxMessage.id).where(
+                OutboxMessage.workspace_id == workspace_id, OutboxMessage.idempotency_key.in_(chunk)))})
+    for draft, mine in zip(drafts, written, strict=True):
+        if stored.get(draft.idempotency_key) != mine.id:
+            mine.created = False
 
 
 def _apply_one_time(session: Session, ctx: WorkspaceContext, channel: str, wanted: list[tuple[int, int, str]],

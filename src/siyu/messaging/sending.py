@@ -135,15 +135,18 @@ def submit_messages(session: Session, ctx: WorkspaceContext, *, template_id: int
 
 def _keep_first_writers(session: Session, ctx: WorkspaceContext, drafts: list[Draft], written: list[Written],
                         results: dict[str, Submitted]) -> None:
-    """Where a concurrent writer stored a key first (our insert did nothing), its message stands and
+    """Where a concurrent writer stored a key first (our insert skipped it), its message stands and
     our reserved inventory goes back."""
-    stored = _outbox_rows(session, ctx.id, [d.idempotency_key for d in drafts])
+    lost = [d.idempotency_key for d, w in zip(drafts, written, strict=True) if not w.created]
+    stored = _outbox_rows(session, ctx.id, lost) if lost else {}
     refunds: list[usage.UsageKey] = []
     for draft, mine in zip(drafts, written, strict=True):
-        message_id, state, reason = stored[draft.idempotency_key]
-        if message_id != mine.id:
+        if mine.created:
+            reason = "render_failed" if mine.state == "failed" else mine.decision.rule
+            results[draft.idempotency_key] = Submitted(mine.id, mine.state, reason, True)
+        else:
             refunds.extend(usage.as_key(r) for r in mine.decision.reservations)
-        results[draft.idempotency_key] = Submitted(message_id, state, reason, message_id == mine.id)
+            results[draft.idempotency_key] = Submitted(*stored[draft.idempotency_key], False)
     if refunds:
         usage.refund(session, ctx.id, refunds)
 

@@ -88,28 +88,30 @@ def _quoted(text: str) -> str:
 
 
 def insert_many(connection: Connection, table: str, columns: Sequence[tuple[str, str]],
-                rows: Sequence[Sequence[Any]], *, conflict: str = "") -> None:
+                rows: Sequence[Sequence[Any]], *, conflict: str = "") -> int:
     """Insert rows in one statement. On PostgreSQL the rows go as one JSON document expanded by
     `jsonb_to_recordset`, so the server runs one insert, not one per row; on SQLite through the
     driver's executemany, which runs in-process. `columns` are (name, PostgreSQL type); values are
-    Python values: aware datetimes for timestamptz, dicts and lists for jsonb."""
+    Python values: aware datetimes for timestamptz, dicts and lists for jsonb. Returns how many
+    rows were written (fewer than given when the conflict clause skipped some)."""
     if not rows:
-        return
+        return 0
     names = ", ".join(name for name, _ in columns)
     suffix = f" ON CONFLICT {conflict}" if conflict else ""
     if connection.dialect.name == "postgresql":
         keys = [name for name, _ in columns]
         document = orjson.dumps([dict(zip(keys, row, strict=True)) for row in rows]).decode()
         definition = ", ".join(f"{name} {kind}" for name, kind in columns)
-        connection.exec_driver_sql(
+        result = connection.exec_driver_sql(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS r({definition})"
             f"{suffix}", (document,))
-        return
+        return int(result.rowcount)
     converters = [_SQLITE_VALUE.get(kind) for _, kind in columns]
     values = [tuple(value if convert is None or value is None else convert(value)
                     for convert, value in zip(converters, row, strict=True)) for row in rows]
     placeholders = ", ".join("?" for _ in columns)
-    connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({placeholders}){suffix}", values)
+    return int(connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({placeholders}){suffix}",
+                                          values).rowcount)
 
 
 def _sqlite_timestamp(value: datetime) -> str:
