@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, func, insert, select, update
@@ -182,6 +182,14 @@ def lock_member_rows(session: Session, workspace_id: int, customer_ids: Iterable
     from siyu.kit.clock import ensure_utc
 
     found: dict[int, MemberRow] = {}
+    if not is_postgres(session):  # no row locks: the transaction holds the database's write lock
+        for row in Bulk(session).select_in(
+                "SELECT id, customer_id, member_number, status, tier_id, tier_reached_at, points_balance, "
+                "points_pending, points_debt FROM loyalty_members WHERE workspace_id = ? AND customer_id {keys}",
+                (workspace_id,), sorted(set(customer_ids))):
+            found[row[1]] = MemberRow(row[0], row[1], row[2], row[3], row[4], _sqlite_time(row[5]), row[6], row[7],
+                                      row[8])
+        return found
     for part in chunked(sorted(set(customer_ids))):
         stmt = (select(Member.id, Member.customer_id, Member.member_number, Member.status, Member.tier_id,
                        Member.tier_reached_at, Member.points_balance, Member.points_pending, Member.points_debt)
@@ -193,6 +201,11 @@ def lock_member_rows(session: Session, workspace_id: int, customer_ids: Iterable
                                int(row[7]), int(row[8]))
             found[member.customer_id] = member
     return found
+
+
+def _sqlite_time(stored: str) -> datetime:
+    """A time as SQLite stores it (naive UTC text, see `Bulk.ts`), back as an aware datetime."""
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
 
 
 def apply_balance_deltas(session: Session, deltas: dict[int, tuple[int, int, int]], at: datetime) -> None:
@@ -383,6 +396,10 @@ def expiring_points(session: Session, member_id: int, before: datetime) -> int:
 
 def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
+    if not is_postgres(session):
+        return {row[0] for row in Bulk(session).select_in(
+            "SELECT cause_key FROM loyalty_activities WHERE workspace_id = ? AND cause_key {keys}", (workspace_id,),
+            sorted(set(keys)))}
     for part in chunked(sorted(set(keys))):
         found.update(session.scalars(restrict(session, select(Activity.cause_key)
                                               .where(Activity.workspace_id == workspace_id),
@@ -399,6 +416,12 @@ def insert_activities(session: Session, rows: list[dict[str, Any]]) -> None:
 def window_sums(session: Session, member_ids: Sequence[int], since: datetime | None) -> dict[int, tuple[int, int, int]]:
     """member → (spend_fen, orders, growth) of activity at or after `since` (all of it when None)."""
     found: dict[int, tuple[int, int, int]] = {}
+    if not is_postgres(session):
+        bulk = Bulk(session)
+        after, params = ("occurred_at >= ? AND ", (bulk.ts(since),)) if since is not None else ("", ())
+        rows = bulk.select_in("SELECT member_id, sum(spend_fen), sum(orders), sum(growth) FROM loyalty_activities "
+                              f"WHERE {after}member_id {{keys}} GROUP BY member_id", params, sorted(set(member_ids)))
+        return {mid: (s or 0, o or 0, g or 0) for mid, s, o, g in rows}
     for part in chunked(sorted(set(member_ids))):
         sums = select(Activity.member_id, func.sum(Activity.spend_fen), func.sum(Activity.orders),
                       func.sum(Activity.growth))
