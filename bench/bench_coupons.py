@@ -1,9 +1,10 @@
 """Coupon benchmarks (issue 5): concurrent redemption on PostgreSQL.
 
 N coupons are issued; C client processes (checkouts) redeem them at once, each redemption its own
-unit of work as the API's request runs it (one session factory per process, a session per request). Every code belongs to one client; a share of the codes (`--duplicates`, default 25%) is
-also tried by another client at the same time (a double submit, a shared code), and `--duplicates 1`
-makes every code a race. Figures: successful redemptions per second, attempts per second, and double
+unit of work as the API's request runs it (one session factory per process, a session per request).
+Every code belongs to one client; a share of the codes (`--duplicates`, default 25%) is also tried by
+another client at the same time (a double submit, a shared code), and `--duplicates 1` makes every
+code a race. Figures: successful redemptions per second, attempts per second, and double
 redemptions — which must be zero: every coupon has exactly one redemption and is `redeemed`.
 
     python -m bench.bench_coupons                      # 20,000 coupons, 8 clients, 25% raced
