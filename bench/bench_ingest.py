@@ -28,6 +28,7 @@ import orjson
 from bench.common import DATA, figure, scratch_postgres, scratch_sqlite
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
+LAST_CPU: list[float] = [0.0, 0.0]  # of the last `run_cli`: the command's own, its children's
 SKUS = [("MILK-800", "有机奶粉 800g", "母婴/奶粉", 29800), ("DIAPER-L", "纸尿裤 L", "母婴/纸尿裤", 15900),
         ("MASK-10", "补水面膜 10片", "美妆/面膜", 9900), ("SERUM-30", "精华 30ml", "美妆/护肤", 45900)]
 
@@ -67,8 +68,9 @@ def run_cli(args: list[str], url: str, data_dir: Path) -> tuple[float, float, st
     env = {**os.environ, "SIYU_DATABASE_URL": url, "SIYU_DATA_DIR": str(data_dir)}
     code = ("import resource, sys; from siyu.cli import app\n"
             "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
-            "peak = sum(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
-            "print('PEAK_RSS_KB', peak, file=sys.stderr)\n"
+            "usage = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]\n"
+            "print('PEAK_RSS_KB', sum(u.ru_maxrss for u in usage), file=sys.stderr)\n"
+            "print('CPU_SECONDS', *(u.ru_utime + u.ru_stime for u in usage), file=sys.stderr)\n"
             "sys.exit(code)\n")
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
@@ -76,6 +78,8 @@ def run_cli(args: list[str], url: str, data_dir: Path) -> tuple[float, float, st
     if proc.returncode != 0:
         raise SystemExit(f"siyu {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     peak = next(int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB"))
+    cpu = next(line.split()[1:] for line in proc.stderr.splitlines() if line.startswith("CPU_SECONDS"))
+    LAST_CPU[:] = [float(value) for value in cpu]
     return seconds, peak / 1024, proc.stdout
 
 
@@ -89,6 +93,9 @@ def bench_import(backend: str, url: str, path: Path, events: int) -> None:
     target = "≥ 30,000" if backend == "sqlite" else "≥ 15,000"
     figure(f"import {events:,} events on {backend}", events / seconds, "events/s", target)
     figure(f"import peak memory on {backend} (both processes)", peak_mb, "MB", "< 500")
+    # Where the time goes: the storing process (the command) and the reading one, in CPU seconds.
+    figure(f"import CPU of the storing process on {backend}", LAST_CPU[0], "s")
+    figure(f"import CPU of the reading process on {backend}", LAST_CPU[1], "s")
     seconds, _, output = run_cli(["import", "events", str(path), "-w", "bench"], url, data_dir)
     summary = orjson.loads(output.strip().splitlines()[-1])
     assert summary["accepted"] == 0 and summary["duplicate"] == events, summary
