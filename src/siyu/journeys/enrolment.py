@@ -88,9 +88,6 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
     if not chosen:
         return result
     ids = sorted(chosen)
-    active = set(session.scalars(select(JourneyRun.customer_id).where(
-        JourneyRun.journey_id == journey_id, JourneyRun.customer_id.in_(ids), JourneyRun.status == RUN_ACTIVE)))
-    result.already_active = len(active)
     entry = definition.entry
     recent: set[int] = set()
     if entry.mode == "once_per_period" and entry.period_days:
@@ -102,8 +99,6 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
     goal = definition.goal
     rows: list[tuple[Any, ...]] = []
     for customer_id in ids:
-        if customer_id in active:
-            continue
         if customer_id in recent:
             result.not_eligible += 1
             continue
@@ -116,13 +111,28 @@ def _enrol_chunk(session: Session, workspace_id: int, journey_id: int, version_i
                      goal.event_type if goal else None, start_at + goal.within if goal else None, 0))
     if not rows:
         return result
-    # Runs the unique keys refuse (an entry already made, a concurrent enrolment) are skipped.
+    # The unique keys refuse a second active run (the partial index) and an entry already made; only
+    # then is it worth asking which (asking first, for every chunk, cost a scan of the journey's runs).
     inserted = insert_returning(Bulk(session), "journey_runs", RUN_INSERT_COLUMNS, rows, conflict="DO NOTHING",
-                                returning="holdout")
+                                returning="customer_id, holdout")
     result.entered = len(inserted)
-    result.holdout = sum(1 for holdout, in inserted if holdout)
-    result.not_eligible += len(rows) - len(inserted)
+    result.holdout = sum(1 for _, holdout in inserted if holdout)
+    if len(inserted) < len(rows):
+        entered = {int(customer_id) for customer_id, _ in inserted}
+        skipped = [row[3] for row in rows if row[3] not in entered]
+        active = _active_among(session, journey_id, skipped)
+        result.already_active = len(active)
+        result.not_eligible += len(skipped) - len(active)
     return result
+
+
+def _active_among(session: Session, journey_id: int, customer_ids: list[int]) -> set[int]:
+    found: set[int] = set()
+    for start in range(0, len(customer_ids), CHUNK):
+        found.update(session.scalars(select(JourneyRun.customer_id).where(
+            JourneyRun.journey_id == journey_id, JourneyRun.status == RUN_ACTIVE,
+            JourneyRun.customer_id.in_(customer_ids[start:start + CHUNK]))))
+    return found
 
 
 RUN_INSERT_COLUMNS = (("workspace_id", "bigint"), ("journey_id", "bigint"), ("version_id", "bigint"),
