@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, distinct, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -69,7 +69,8 @@ def test_import_prints_a_summary_and_writes_rejects(cli: None, db: Session, tmp_
 
 
 def test_demo_builds_the_brand_with_its_merges(cli: None, db: Session) -> None:
-    from siyu.customers.models import CustomerMerge
+    from siyu.customers.models import CustomerMerge, Identity
+    from siyu.loyalty.models import Member, Tier
 
     code, out = run("demo", "--customers", "120", "--workspace", "demo-t")
     assert code == 0, out
@@ -77,6 +78,11 @@ def test_demo_builds_the_brand_with_its_merges(cli: None, db: Session) -> None:
     live = db.scalar(select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None)))
     assert live == 120
     assert db.scalar(select(func.count()).select_from(CustomerMerge)) == 2
+    members = db.scalar(select(func.count()).select_from(Member))
+    registered = db.scalar(select(func.count(distinct(Identity.customer_id))).where(Identity.type == "member_no"))
+    assert members == registered and members and f"{members} members enrolled" in out
+    assert [t.name for t in db.scalars(select(Tier).order_by(Tier.rank))] == ["普卡会员", "银卡会员", "金卡会员",
+                                                                             "钻石会员"]
     code, out = run("demo", "--customers", "120", "--workspace", "demo-t")
     assert code == 0 and "(0 new)" in out
 

@@ -263,6 +263,9 @@ def demo(customers: Annotated[int, typer.Option(help="how many customers")] = 50
                        end=clock.now(), progress=err_console if sys.stderr.isatty() else None)
     console.print(f"demo workspace [bold]{result.slug}[/bold]: {result.customers} customers, "
                   f"{result.events} events ({result.accepted} new)")
+    if result.members:
+        console.print(f"membership programme: {result.members} members enrolled; their orders earn points "
+                      "as the worker handles them")
     console.print(f"console login: [bold]{result.email}[/bold] / [bold]{result.password}[/bold]")
     if result.api_key:
         console.print(f"API key: [bold]{result.api_key}[/bold]")

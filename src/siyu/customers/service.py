@@ -447,6 +447,16 @@ def identity_values(session: Session, workspace_id: int, customer_ids: list[int]
     return found
 
 
+def customers_with_identity_type(session: Session, workspace_id: int, identity_type: str) -> list[int]:
+    """Live customers holding an identity of this type (say, everyone with a member number), by id."""
+    return [int(cid) for cid in session.scalars(
+        select(Identity.customer_id).distinct()
+        .join(Customer, Customer.id == Identity.customer_id)
+        .where(Identity.workspace_id == workspace_id, Identity.type == identity_type,
+               Customer.merged_into_id.is_(None))
+        .order_by(Identity.customer_id))]
+
+
 def customers_by_identities(session: Session, workspace_id: int, pairs: list[tuple[str, str]]
                             ) -> dict[tuple[str, str], int]:
     """Resolve (identity type, value) pairs — a CSV of phones, unionids... — to customer ids.

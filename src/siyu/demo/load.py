@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from siyu.config import get_settings
 from siyu.db.session import transaction
 from siyu.demo.generator import DemoSpec, generate_demo_events
+from siyu.demo.loyalty import set_up_loyalty
 from siyu.events.service import ingest_events
 from siyu.workspaces.errors import WorkspaceNotFound
 from siyu.workspaces.models import Workspace
@@ -46,6 +47,7 @@ class DemoResult:
     email: str
     password: str
     api_key: str | None
+    members: int = 0
 
 
 def _batches(events: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -99,6 +101,7 @@ def load_demo(engine: Engine, *, customers: int, seed: int, slug: str, password:
             total += len(batch)
             accepted += sum(1 for r in results if r.status == "accepted")
             bar.update(task, description=f"demo brand: {total:,} events ingested")
+    members = set_up_loyalty(engine, workspace.id)
     with transaction(engine) as session:
         update_workspace_settings(session, get_workspace(session, workspace.id), {"demo": marker})
-    return DemoResult(slug, customers, total, accepted, email, password, api_key)
+    return DemoResult(slug, customers, total, accepted, email, password, api_key, members)

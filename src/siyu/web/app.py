@@ -17,6 +17,7 @@ from siyu.config import Settings, get_settings
 from siyu.db.session import get_engine, session_factory
 from siyu.domains import domain_modules
 from siyu.jobs.worker import Worker
+from siyu.web.console import not_found_page
 from siyu.web.errors import install_error_handlers
 
 STATIC = Path(__file__).parent / "static"
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     app.state.worker = worker
     app.add_middleware(SessionMiddleware, secret_key=settings.resolved_secret_key(), session_cookie="siyu_session",
                        same_site="lax", https_only=False, max_age=14 * 24 * 3600)
-    install_error_handlers(app)
+    install_error_handlers(app, not_found_page)
     for module in domain_modules("router") + domain_modules("console"):
         app.include_router(module.router)
     try:

@@ -35,7 +35,7 @@ from siyu.customers.service import (
 from siyu.events.rollups import rollups_for
 from siyu.events.service import count_events, order_totals, orders_of, timeline
 from siyu.jobs.service import job_counts, list_jobs, retry_dead_job
-from siyu.kit.errors import Forbidden, SiyuError
+from siyu.kit.errors import Forbidden, NotFound, SiyuError
 from siyu.web.csrf import CsrfProtected, csrf_token, rotate_csrf_token
 from siyu.web.deps import WRITE_ROLES, Caller, Db
 from siyu.web.templating import N_, SESSION_LOCALE, flash, navigation, render, select_locale
@@ -97,6 +97,12 @@ def error_page(request: Request, exc: SiyuError | RequestValidationError) -> Res
                "message": ERROR_MESSAGES.get(code), "detail": detail}
     template = "errors/_toast.html" if _is_htmx(request) else "errors/page.html"
     return render(request, template, context, status_code=status)
+
+
+def not_found_page(request: Request) -> Response:
+    """The console's page for an address that does not exist, in the visitor's language."""
+    page_locale(request)
+    return error_page(request, NotFound("no page at this address"))
 
 
 class ConsoleRoute(APIRoute):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +26,8 @@ def _field_of(loc: tuple[Any, ...]) -> str | None:
     return text or None
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, not_found_page: Callable[[Request], Response] | None = None) -> None:
+    """`not_found_page`: what a person's browser gets for an address outside the API that does not exist."""
     @app.exception_handler(SiyuError)
     async def _domain(_: Request, exc: SiyuError) -> JSONResponse:
         return JSONResponse(exc.to_problem(), status_code=exc.status)
@@ -41,8 +43,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and _browser_outside_api(request):
-            return _console_not_found(request)
+        if exc.status_code == 404 and not_found_page is not None and _browser_outside_api(request):
+            return not_found_page(request)
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(
             exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail))
@@ -59,11 +61,3 @@ def _browser_outside_api(request: Request) -> bool:
     """A person's browser asked for a console address that does not exist (not an API client)."""
     path = request.url.path
     return not (path.startswith("/api/") or path == "/api") and "text/html" in request.headers.get("accept", "")
-
-
-def _console_not_found(request: Request) -> Response:
-    from siyu.kit.errors import NotFound
-    from siyu.web.console import error_page, page_locale
-
-    page_locale(request)
-    return error_page(request, NotFound("no page at this address"))
