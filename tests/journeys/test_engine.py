@@ -123,3 +123,31 @@ def test_holdout_runs_are_tracked_but_never_treated(db: Session, workspace: Work
     assert 0 < len(held) < len(ids)
     assert all((r.status, r.exit_reason, r.seq) == ("exited", "holdout", 0) for r in held)
     assert all((r.status, r.seq) == ("completed", 1) for r in all_runs if not r.holdout)
+
+
+def test_a_backlog_drains_in_due_order_and_a_paused_journey_waits(db: Session, workspace: WorkspaceContext,
+                                                                  engine: Engine, clock: FrozenClock) -> None:
+    from siyu.journeys.service import pause_journey, resume_journey
+
+    people = customers(db, workspace, 6)
+    waiting = definition({"id": "w", "type": "wait", "duration": {"hours": 1}, "next": None})
+    paused = published(db, workspace, waiting, name="暂停的旅程")
+    later = published(db, workspace, waiting, name="后进入的旅程")
+    enrol(db, workspace, paused, people[:3])
+    clock.advance(timedelta(minutes=10))
+    enrol(db, workspace, later, people[3:])
+    steps(engine)  # both start waiting: `paused` is due ten minutes before `later`
+    pause_journey(db, workspace, paused, actor="test")
+    db.commit()
+    clock.advance(timedelta(hours=2))
+
+    with transaction(engine) as session:  # a claim of two takes the oldest due runs it may run
+        assert execute_due(session, 2) == (2, 2)
+    assert (executions(db, later), executions(db, paused)) == (2, 0)  # arriving at a wait logs nothing
+    assert steps(engine) == 1
+    assert [r.status for r in runs(db, paused)] == ["active"] * 3
+
+    resume_journey(db, workspace, paused, actor="test")
+    db.commit()
+    assert steps(engine) == 3
+    assert {r.status for r in runs(db, paused)} == {"completed"}
