@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from siyu.loyalty import repository, rules
-from siyu.loyalty.models import Programme, Tier, TierChange
+from siyu.loyalty.models import Activity, PointsEntry, PointsLot, Programme, Tier, TierChange
 from siyu.loyalty.repository import MemberRow
 from siyu.loyalty.service.programme import Ladder
 from siyu.loyalty.service.tiers import TierTracker
@@ -81,4 +81,34 @@ def test_tier_history_records_a_cause_once(db: Session, workspace: WorkspaceCont
     stored = db.scalars(select(TierChange).where(TierChange.cause_key == "test:1")).one()
     assert (stored.direction, stored.reason, stored.metric_value, stored.valid_until, stored.changed_at) == (
         "up", "reason 1", 100, AT, AT)
+    db.rollback()
+
+
+def test_activity_and_ledger_rows_are_stored_as_given(db: Session, workspace: WorkspaceContext,
+                                                      programme: None) -> None:
+    """The batch writers (binary COPY on PostgreSQL) keep every value: nulls, times, flags, text."""
+    m = member(db, workspace)
+    when = datetime(2026, 2, 28, 16, 30, 5, 123456, tzinfo=UTC)
+    repository.insert_activities(db, [{
+        "workspace_id": workspace.id, "member_id": m.id, "kind": "check_in", "cause_key": "check_in:ü-1",
+        "order_id": None, "occurred_at": when, "local_day": 20260301, "spend_fen": 0, "orders": 0, "growth": 7,
+        "capped": True, "created_at": AT}])
+    ids = repository.insert_entries(db, [{
+        "workspace_id": workspace.id, "member_id": m.id, "kind": "earn", "points": 12, "pending": 0, "debt": 3,
+        "cause_key": "order:订单\t1", "reason": "reason with\nnewline and \\ backslash", "order_id": "订单\t1",
+        "amount_fen": 1500, "lot_id": None, "actor": None, "occurred_at": when, "created_at": AT}])
+    repository.insert_lots(db, [{"workspace_id": workspace.id, "member_id": m.id, "entry_id": ids["order:订单\t1"],
+                                 "order_id": "订单\t1", "points": 12, "remaining": 9, "status": "available",
+                                 "available_at": when, "expires_at": None, "created_at": AT}])
+
+    activity = db.scalars(select(Activity).where(Activity.cause_key == "check_in:ü-1")).one()
+    assert (activity.order_id, activity.occurred_at, activity.local_day, activity.growth, activity.capped) == (
+        None, when, 20260301, 7, True)
+    entry = db.get(PointsEntry, ids["order:订单\t1"])
+    assert entry is not None
+    assert (entry.points, entry.debt, entry.reason, entry.order_id, entry.amount_fen, entry.lot_id, entry.actor,
+            entry.occurred_at) == (12, 3, "reason with\nnewline and \\ backslash", "订单\t1", 1500, None, None, when)
+    lot = db.scalars(select(PointsLot).where(PointsLot.entry_id == entry.id)).one()
+    assert (lot.points, lot.remaining, lot.status, lot.available_at, lot.expires_at) == (12, 9, "available", when,
+                                                                                        None)
     db.rollback()

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from siyu.db.binary_copy import copy_rows
 from siyu.db.bulk import Bulk
 from siyu.db.keyed import restrict
 from siyu.kit.pagination import decode_cursor, encode_cursor
@@ -314,14 +315,14 @@ def insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, in
     callers checked under the member locks, so that only happens to a retried unit of work)."""
     ids = Bulk(session).allocate_ids("loyalty_points_ledger", len(rows))
     values = _stored_rows(session, rows, ENTRY_COLUMNS[1:], ("occurred_at", "created_at"))
-    Bulk(session).copy("loyalty_points_ledger", ENTRY_COLUMNS,
-                       [(entry_id, *v) for entry_id, v in zip(ids, values, strict=True)])
+    copy_rows(session, "loyalty_points_ledger", ENTRY_COLUMNS,
+              [(entry_id, *v) for entry_id, v in zip(ids, values, strict=True)])
     return {r["cause_key"]: entry_id for entry_id, r in zip(ids, rows, strict=True)}
 
 
 def insert_lots(session: Session, rows: list[dict[str, Any]]) -> None:
-    Bulk(session).copy("loyalty_points_lots", LOT_COLUMNS,
-                       _stored_rows(session, rows, LOT_COLUMNS, ("available_at", "expires_at", "created_at")))
+    copy_rows(session, "loyalty_points_lots", LOT_COLUMNS,
+              _stored_rows(session, rows, LOT_COLUMNS, ("available_at", "expires_at", "created_at")))
 
 
 def change_lots(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -409,8 +410,8 @@ def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[s
 
 def insert_activities(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert qualifying activity (a cause recorded twice violates the unique key, as for entries)."""
-    Bulk(session).copy("loyalty_activities", ACTIVITY_COLUMNS,
-                       _stored_rows(session, rows, ACTIVITY_COLUMNS, ("occurred_at", "created_at"), ("capped",)))
+    copy_rows(session, "loyalty_activities", ACTIVITY_COLUMNS,
+              _stored_rows(session, rows, ACTIVITY_COLUMNS, ("occurred_at", "created_at"), ("capped",)))
 
 
 def window_sums(session: Session, member_ids: Sequence[int], since: datetime | None) -> dict[int, tuple[int, int, int]]:
