@@ -74,7 +74,7 @@ def update_rows(session: Session, table: str, rows: Sequence[Sequence[Any]], *, 
         return
     types = ["bigint"] * len(add) + [t for _, t in assign] + ["bigint"]
     sets = ", ".join([f"{c} = t.{c} + v.{c}" for c in add] + [f"{c} = v.{c}" for c, _ in assign])
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    arrays = ", ".join(f"%b::{t}[]" for t in types)  # binary arrays: no per-element text quoting
     session.connection().exec_driver_sql(
         f"UPDATE {table} AS t SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) WHERE t.id = v.id",
         tuple([row[i] for row in rows] for i in range(len(names))))
