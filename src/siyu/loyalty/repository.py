@@ -502,9 +502,23 @@ def tier_history(session: Session, member_id: int, limit: int = 100) -> list[Tie
                                 .order_by(TierChange.id.desc()).limit(limit)))
 
 
+GRANT_COLUMNS = ("workspace_id", "member_id", "tier_id", "benefit", "period", "coupons", "points", "created_at")
+_GRANT_TYPES = ("bigint", "bigint", "bigint", "text", "text", "integer", "bigint", "timestamptz")
+
+
 def claim_grants(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert benefit grants; returns the member ids whose grant is new (exactly once per period)."""
     claimed: list[int] = []
+    if is_postgres(session):  # one statement over binary arrays per chunk (no per-row SQL to build and parse)
+        ts = _stored_time(session)
+        columns = ", ".join(GRANT_COLUMNS)
+        arrays = ", ".join(f"%b::{t}[]" for t in _GRANT_TYPES)
+        for part in chunked(rows):
+            claimed.extend(int(m) for (m,) in session.connection().exec_driver_sql(
+                f"INSERT INTO loyalty_benefit_grants ({columns}) SELECT * FROM unnest({arrays}) "
+                "ON CONFLICT (workspace_id, member_id, benefit, period) DO NOTHING RETURNING member_id",
+                tuple([ts(r[c]) if c == "created_at" else r[c] for r in part] for c in GRANT_COLUMNS)))
+        return claimed
     stmt = (insert_for(session)(BenefitGrant)
             .on_conflict_do_nothing(index_elements=["workspace_id", "member_id", "benefit", "period"])
             .returning(BenefitGrant.member_id))
