@@ -27,11 +27,15 @@ from sqlalchemy.orm import Session
 from siyu.customers.identities import IdentityKey, ResolvedIdentity
 from siyu.customers.models import Identity, IdentityLink
 from siyu.db.base import table_of
+from siyu.db.binary_copy import copy_rows
 from siyu.db.bulk import Bulk
 from siyu.kit import clock
 from siyu.workspaces.service import WorkspaceContext
 
 CHUNK = 500
+PROFILE_COLUMNS = ("id", "workspace_id", "name", "gender", "birthday", "phone", "email", "city", "province",
+                   "attributes", "acquisition_channel", "first_seen_at", "last_seen_at", "profile_updated_at",
+                   "created_at", "updated_at")
 Key = tuple[str, str, str]  # an identity's (type, namespace, value)
 
 
@@ -267,9 +271,7 @@ class BatchResolver:
                          fields.get("email") or email_of.get(profile.ref), fields.get("city"), fields.get("province"),
                          bulk.json(fields.get("attributes") or {}), fields.get("acquisition_channel"),
                          bulk.ts(profile.first_seen_at), bulk.ts(profile.last_seen_at), bulk.ts(traits_at), now, now))
-        bulk.copy("customers", ("id", "workspace_id", "name", "gender", "birthday", "phone", "email", "city",
-                                "province", "attributes", "acquisition_channel", "first_seen_at", "last_seen_at",
-                                "profile_updated_at", "created_at", "updated_at"), rows)
+        copy_rows(self.session, "customers", PROFILE_COLUMNS, rows)
         return {profile.ref: customer_id for profile, customer_id in zip(profiles, ids, strict=True)}
 
     def _contact_identities(self) -> tuple[dict[int, str], dict[int, str]]:

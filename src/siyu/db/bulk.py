@@ -27,6 +27,7 @@ SQLITE_IN_CHUNK = 500  # keys per `IN (...)` on SQLite (far below its 32,766 var
 
 class Bulk:
     def __init__(self, session: Session) -> None:
+        self.session = session
         self.connection = session.connection()
         self.postgres = self.connection.dialect.name == "postgresql"
 
@@ -50,6 +51,14 @@ class Bulk:
 
             return Jsonb(value, dumps=_json_text)
         return _json_text(value)
+
+    def json_of_text(self, text: str) -> Any:
+        """A JSON document already written as text (an event's properties), as this store takes it."""
+        if self.postgres:
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(text, dumps=_as_is)
+        return text
 
     def flag(self, value: bool) -> Any:
         return value if self.postgres else int(value)
@@ -205,6 +214,10 @@ _ELEMENTS = "ARRAY(SELECT json_array_elements_text(?::json))"
 
 def _json_array(values: Sequence[Any]) -> str:
     return orjson.dumps(values if isinstance(values, list | tuple) else list(values)).decode()
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def _json_text(value: Any) -> str:

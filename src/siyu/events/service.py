@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.resolution import BatchResolver, KnownOwners
 from siyu.db.base import table_of
+from siyu.db.binary_copy import copy_rows
 from siyu.db.bulk import Bulk
 from siyu.db.keyed import restrict
 from siyu.events.errors import BatchTooLarge
@@ -203,11 +204,18 @@ def _insert_events(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], 
                    received_at: Any) -> list[int]:
     ids = bulk.allocate_ids("events", len(events))
     received = bulk.ts(received_at)
-    bulk.copy("events", ("id", "workspace_id", "event_id", "type", "customer_id", "occurred_at", "received_at",
-                         "properties"),
-              [(row_id, ctx.id, e.event_id, e.type, e.customer_ref, at, received, e.properties_json)
+    as_json = bulk.json_of_text
+    copy_rows(bulk.session, "events", ("id", "workspace_id", "event_id", "type", "customer_id", "occurred_at",
+                                       "received_at", "properties"),
+              [(row_id, ctx.id, e.event_id, e.type, e.customer_ref, at, received, as_json(e.properties_json))
                for row_id, e, at in zip(ids, events, stamps, strict=True)])
     return ids
+
+
+ORDER_COLUMNS = ("id", "workspace_id", "order_id", "customer_id", "channel", "currency", "total_fen", "discount_fen",
+                 "refunded_fen", "status", "coupon_code", "paid_at", "event_id")
+ITEM_COLUMNS = ("order_pk", "workspace_id", "customer_id", "sku", "name", "category", "quantity", "unit_price_fen",
+                "paid_at")
 
 
 def _insert_orders(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], stamps: list[Any]) -> list[int]:
@@ -216,12 +224,10 @@ def _insert_orders(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], 
     if not orders:
         return []
     order_pks = bulk.allocate_ids("orders", len(orders))
-    bulk.copy("orders", ("id", "workspace_id", "order_id", "customer_id", "channel", "currency", "total_fen",
-                         "discount_fen", "refunded_fen", "status", "coupon_code", "paid_at", "event_id"),
+    copy_rows(bulk.session, "orders", ORDER_COLUMNS,
               [(pk, ctx.id, o.order_id, e.customer_ref, o.channel, o.currency, o.total_fen, o.discount_fen, 0,
                 "paid", o.coupon_code, at, e.event_id) for pk, (e, o, at) in zip(order_pks, orders, strict=True)])
-    bulk.copy("order_items", ("order_pk", "workspace_id", "customer_id", "sku", "name", "category", "quantity",
-                              "unit_price_fen", "paid_at"),
+    copy_rows(bulk.session, "order_items", ITEM_COLUMNS,
               [(pk, ctx.id, e.customer_ref, item.sku, item.name, item.category, item.quantity, item.unit_price_fen, at)
                for pk, (e, o, at) in zip(order_pks, orders, strict=True) for item in o.items])
     return order_pks
