@@ -192,11 +192,12 @@ def lock_member_rows(session: Session, workspace_id: int, customer_ids: Iterable
                                       row[8])
         return found
     for part in chunked(sorted(set(customer_ids))):
-        stmt = (select(Member.id, Member.customer_id, Member.member_number, Member.status, Member.tier_id,
-                       Member.tier_reached_at, Member.points_balance, Member.points_pending, Member.points_debt)
-                .where(Member.workspace_id == workspace_id))
-        rows = session.execute(restrict(session, stmt, Member.customer_id, part)
-                               .order_by(Member.id).with_for_update(of=MEMBERS))
+        # The keys as one binary array joined by unnest (see `siyu.db.keyed.restrict`), rows as plain tuples.
+        rows = session.connection().exec_driver_sql(
+            "SELECT m.id, m.customer_id, m.member_number, m.status, m.tier_id, m.tier_reached_at, m.points_balance, "
+            "m.points_pending, m.points_debt FROM loyalty_members m JOIN unnest(%b::bigint[]) AS k(key) "
+            "ON m.customer_id = k.key WHERE m.workspace_id = %s ORDER BY m.id FOR UPDATE OF m",
+            (list(part), workspace_id))
         for row in rows:
             member = MemberRow(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), ensure_utc(row[5]), int(row[6]),
                                int(row[7]), int(row[8]))
@@ -402,9 +403,9 @@ def existing_activity_keys(session: Session, workspace_id: int, keys: Sequence[s
             "SELECT cause_key FROM loyalty_activities WHERE workspace_id = ? AND cause_key {keys}", (workspace_id,),
             sorted(set(keys)))}
     for part in chunked(sorted(set(keys))):
-        found.update(session.scalars(restrict(session, select(Activity.cause_key)
-                                              .where(Activity.workspace_id == workspace_id),
-                                              Activity.cause_key, part)))
+        found.update(key for (key,) in session.connection().exec_driver_sql(
+            "SELECT a.cause_key FROM loyalty_activities a JOIN unnest(%b::text[]) AS k(key) ON a.cause_key = k.key "
+            "WHERE a.workspace_id = %s", (list(part), workspace_id)))
     return found
 
 
