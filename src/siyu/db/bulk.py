@@ -138,7 +138,8 @@ class Bulk:
         if not keys:
             return []
         if self.postgres:
-            return self.execute(sql.replace("{keys}", "= ANY(?)"), (*params, list(keys)))
+            # %b: the array bound in binary, without psycopg's per-element quoting of text arrays
+            return self.execute(sql.replace("{keys}", "= ANY(%b)"), (*params, list(keys)))
         rows: list[Any] = []
         for start in range(0, len(keys), SQLITE_IN_CHUNK):
             chunk = keys[start:start + SQLITE_IN_CHUNK]
