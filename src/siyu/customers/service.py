@@ -15,6 +15,7 @@ from siyu.customers.errors import CustomerNotFound, LinkAlreadyDecided, LinkNotF
 from siyu.customers.identities import IdentityKey, normalise_value
 from siyu.customers.models import Customer, CustomerMerge, Identity, IdentityLink
 from siyu.db.bulk import Bulk
+from siyu.db.keyed import restrict
 from siyu.kit import clock
 from siyu.kit.errors import ValidationFailed
 from siyu.kit.pagination import decode_cursor, encode_cursor
@@ -393,8 +394,8 @@ def resolve_customer_ids(session: Session, workspace_id: int, customer_ids: list
     found: dict[int, int] = {}
     unique = sorted(set(customer_ids))
     for start in range(0, len(unique), 5000):
-        rows = session.execute(select(Customer.id, Customer.merged_into_id).where(
-            Customer.workspace_id == workspace_id, Customer.id.in_(unique[start:start + 5000])))
+        stmt = select(Customer.id, Customer.merged_into_id).where(Customer.workspace_id == workspace_id)
+        rows = session.execute(restrict(session, stmt, Customer.id, unique[start:start + 5000]))
         found.update({int(cid): int(merged or cid) for cid, merged in rows})
     return found
 
@@ -425,10 +426,9 @@ def contact_profiles(session: Session, workspace_id: int, customer_ids: list[int
     rows: list[Any] = []
     unique = sorted(set(customer_ids))
     for start in range(0, len(unique), 5000):
-        rows.extend(session.execute(select(Customer.id, Customer.name, Customer.gender, Customer.city,
-                                           Customer.province, Customer.birthday, attributes)
-                                    .where(Customer.workspace_id == workspace_id,
-                                           Customer.id.in_(unique[start:start + 5000]))))
+        stmt = select(Customer.id, Customer.name, Customer.gender, Customer.city, Customer.province,
+                      Customer.birthday, attributes).where(Customer.workspace_id == workspace_id)
+        rows.extend(session.execute(restrict(session, stmt, Customer.id, unique[start:start + 5000])))
     return rows
 
 
