@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -65,8 +66,16 @@ def get_engine(settings: Settings | None = None) -> Engine:
     return _engine_for(settings.resolved_database_url)
 
 
+_factories: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = weakref.WeakKeyDictionary()
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    """The engine's session factory, made once: building a sessionmaker costs more than a small unit
+    of work (every job and checkout opens one). Kept only as long as the engine lives."""
+    factory = _factories.get(engine)
+    if factory is None:
+        factory = _factories[engine] = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    return factory
 
 
 @contextmanager
