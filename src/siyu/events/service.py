@@ -380,17 +380,35 @@ def record_system_events(session: Session, ctx: WorkspaceContext, events: list[S
     if not events:
         return []
     received_at = clock.now()
-    stmt = (_insert_fn(session)(Event).on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
-            .returning(Event.id, Event.customer_id, Event.type, Event.occurred_at))
-    rows = session.execute(stmt, [
-        {"workspace_id": ctx.id, "event_id": e.event_id, "type": e.type, "customer_id": e.customer_id,
-         "occurred_at": e.occurred_at, "received_at": received_at, "properties": e.properties}
-        for e in events]).all()
-    ids = sorted(row[0] for row in rows)
     bulk = Bulk(session)
+    if bulk.postgres:
+        ids = sorted(_insert_system_events_unnested(bulk, ctx, events, received_at))
+    else:
+        stmt = (_insert_fn(session)(Event).on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
+                .returning(Event.id))
+        ids = sorted(session.scalars(stmt, [
+            {"workspace_id": ctx.id, "event_id": e.event_id, "type": e.type, "customer_id": e.customer_id,
+             "occurred_at": e.occurred_at, "received_at": received_at, "properties": e.properties}
+            for e in events]))
     for start in range(0, len(ids), CHUNK):
         add_records(bulk, ctx.id, bulk.any_of("id", ids[start:start + CHUNK]), None)
     return ids
+
+
+def _insert_system_events_unnested(bulk: Bulk, ctx: WorkspaceContext, events: list[SystemEvent],
+                                   received_at: datetime) -> list[int]:
+    """One statement over arrays bound in binary (SQLAlchemy's many-row insert renders a statement
+    as long as the batch, which the server parses anew every time)."""
+    rows = bulk.execute(
+        "INSERT INTO events (workspace_id, event_id, type, customer_id, occurred_at, received_at, properties) "
+        "SELECT ?, u.event_id, u.type, u.customer_id, u.occurred_at, ?, u.properties::jsonb "
+        "FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::timestamptz[], %b::text[]) "
+        "AS u(event_id, type, customer_id, occurred_at, properties) "
+        "ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING id",
+        (ctx.id, received_at, [e.event_id for e in events], [e.type for e in events],
+         [e.customer_id for e in events], [bulk.ts(e.occurred_at) for e in events],
+         [orjson.dumps(e.properties).decode() for e in events]))
+    return [row[0] for row in rows]
 
 
 # -- reads for journeys (wait-until-event steps, replenishment predictions) ------------------------
