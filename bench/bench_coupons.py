@@ -19,18 +19,15 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from bench.common import figure, scratch_postgres
 from siyu.db.bulk import Bulk
 from siyu.db.migrate import upgrade
-from siyu.db.session import make_engine, session_factory, transaction
+from siyu.db.session import make_engine, transaction
 from siyu.kit.clock import FrozenClock, use_clock
 from siyu.workspaces.service import WorkspaceContext, context_of, create_workspace
 
@@ -72,20 +69,7 @@ def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int
     from siyu.kit.errors import SiyuError
 
     url, ctx, codes, number, start = args
-    engine = make_engine(url)
-    sessions = session_factory(engine)
-
-    @contextmanager
-    def request() -> Iterator[Session]:
-        session = sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    engine = make_engine(url)  # `transaction` reuses the engine's one session factory, as a web process does
 
     wins, losses = 0, 0
     reasons: dict[str, int] = {}
@@ -94,7 +78,7 @@ def client(args: tuple[str, WorkspaceContext, list[str], int, Any]) -> tuple[int
         cpu = time.process_time()
         for code in codes:
             try:
-                with request() as session:
+                with transaction(engine) as session:
                     redeem_coupon(session, ctx, code, f"order-{number}-{code}", 25_000)
                 wins += 1
             except SiyuError as exc:
