@@ -159,6 +159,13 @@ class _Parser:
             return None
         return raw
 
+    def no_value(self, op: str, value: Any, path: str) -> bool:
+        """An operator that takes no value (is_set / is_not_set) was given none; else the issue is noted."""
+        if value is not None:
+            self.issue(path, f"{op} takes no value")
+            return False
+        return True
+
     def text(self, raw: Any, path: str, max_length: int = 200) -> str | None:
         if not isinstance(raw, str) or not raw.strip():
             self.issue(path, "must be a non-empty string")
@@ -252,10 +259,7 @@ class _Parser:
         value_path = child_path(path, "value")
         value = raw.get("value")
         if op in ("is_set", "is_not_set"):
-            if value is not None:
-                self.issue(value_path, f"{op} takes no value")
-                return None
-            return ValueTest(key, op)
+            return ValueTest(key, op) if self.no_value(op, value, value_path) else None
         if op in ("eq", "ne"):
             if isinstance(value, str) and value:
                 return ValueTest(key, op, value)
@@ -297,10 +301,7 @@ def _profile(p: _Parser, raw: dict[str, Any], path: str) -> Rule | None:
     value_path = child_path(path, "value")
     value = raw.get("value")
     if op in ("is_set", "is_not_set"):
-        if value is not None:
-            p.issue(value_path, f"{op} takes no value")
-            return None
-        return ProfileCondition(field, op)
+        return ProfileCondition(field, op) if p.no_value(op, value, value_path) else None
     if op in ("within_next_days", "within_last_days", "more_than_days_ago"):
         days = p.positive_int(value, value_path, 366 if op == "within_next_days" else MAX_WINDOW_DAYS)
         return ProfileCondition(field, op, days) if days is not None else None
