@@ -11,7 +11,7 @@ from siyu.db.session import transaction
 from siyu.events.models import Event
 from siyu.kit.clock import FrozenClock
 from siyu.loyalty.models import Activity, PointsEntry, PointsLot, TierChange
-from siyu.loyalty.service import process_events, redeem_points, release_pending_points
+from siyu.loyalty.service import deduct_points, process_events, redeem_points, release_pending_points
 from siyu.workspaces.service import WorkspaceContext
 from tests.factories import event, order, refund
 from tests.loyalty.conftest import (
@@ -181,6 +181,44 @@ def test_a_workspace_may_let_the_balance_go_negative_instead(db: Session, worksp
                                 items=[{"sku": "A", "quantity": 1, "unit_price_fen": 50_000}]))
     run_jobs(engine)
     assert fresh(db, m).points_balance == 300
+    assert_ledger_consistent(db, m.id)
+
+
+def test_a_refund_gives_back_the_deducted_points_in_the_share_it_refunds(
+        db: Session, workspace: WorkspaceContext, programme: None, engine: Engine) -> None:
+    m = member(db, workspace)
+    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
+    run_jobs(engine)
+    deduct_points(db, workspace, m.customer_id, "O-2", 29_800, 200)  # 200 points paid ¥2 of order O-2
+    db.commit()
+    ingest(db, workspace, order("O-2", at="2026-11-02T10:00:00+08:00"))
+    run_jobs(engine)
+    assert fresh(db, m).points_balance == 298 - 200 + 298
+    ingest(db, workspace, refund("O-2", 14_900, id="r-half"))
+    run_jobs(engine)
+    assert entries(db, m.id)[3:] == [("deduct_return", 100, 0, 0), ("reverse", -149, 0, 0)]
+    ingest(db, workspace, refund("O-2", 14_900, id="r-rest"))
+    run_jobs(engine)
+    assert entries(db, m.id)[5:] == [("deduct_return", 100, 0, 0), ("reverse", -149, 0, 0)]
+    assert fresh(db, m).points_balance == 298  # as if order O-2 had never been placed
+    ids = list(db.scalars(select(Event.id).where(Event.type == "order_refunded")))
+    with transaction(engine) as session:
+        process_events(session, workspace, ids)
+    assert len(entries(db, m.id)) == 7
+    assert_ledger_consistent(db, m.id)
+
+
+def test_a_refunded_deduction_first_settles_what_the_refund_takes_back(
+        db: Session, workspace: WorkspaceContext, programme: None, engine: Engine) -> None:
+    m = member(db, workspace)
+    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
+    run_jobs(engine)
+    deduct_points(db, workspace, m.customer_id, "O-1", 29_800, 298)  # every point spent on the order itself
+    db.commit()
+    ingest(db, workspace, refund("O-1", 29_800))
+    run_jobs(engine)
+    assert entries(db, m.id)[2:] == [("deduct_return", 298, 0, 0), ("reverse", -298, 0, 0)]
+    assert (fresh(db, m).points_balance, fresh(db, m).points_debt) == (0, 0)
     assert_ledger_consistent(db, m.id)
 
 

@@ -37,6 +37,7 @@ from siyu.workspaces.service import WorkspaceContext
 
 RELEVANT = frozenset({"order_paid", "order_refunded", "check_in", "share"})
 ACTIONS = ("check_in", "share")
+DEDUCTION_RETURN = "deduct_return"  # the ledger kind (and cause prefix) of deducted points a refund gives back
 
 
 @dataclass
@@ -269,6 +270,8 @@ class _OrderState:
     earn: PointsEntry | None = None
     earned: int = 0
     reversed: int = 0
+    deducted: int = 0  # points the member paid with on this order (`deduct_points`)
+    deduction_returned: int = 0
 
 
 def _order_states(session: Session, workspace_id: int, order_ids: list[str]) -> dict[str, _OrderState]:
@@ -287,12 +290,17 @@ def _order_states(session: Session, workspace_id: int, order_ids: list[str]) -> 
             state.earned += entry.points + entry.pending - entry.debt
         elif entry.kind == "reverse":
             state.reversed += -(entry.points + entry.pending) + entry.debt
+        elif entry.kind == "deduct":
+            state.deducted += -entry.points
+        elif entry.kind == DEDUCTION_RETURN:
+            state.deduction_returned += entry.points - entry.debt
     return states
 
 
 def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, members: dict[int, MemberRow],
              events: list[EventRecord], orders: dict[str, OrderRecord], summary: EarningSummary) -> None:
     now = clock.now()
+    tz = zone(ctx.timezone)
     order_ids = sorted({str(e.properties["order_id"]) for e in events})
     states = _order_states(session, ctx.id, order_ids)
     own_lots = repository.lots_by_entry(session, [s.earn.id for s in states.values() if s.earn is not None])
@@ -301,10 +309,13 @@ def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, memb
     for event in events:
         order_id = str(event.properties["order_id"])
         order, state = orders.get(order_id), states[order_id]
-        if order is None or state.base is None:
-            continue  # the order earned nothing here (paid before enrolment, or not stored)
+        if order is None:
+            continue  # not stored yet: the order's own event applies the refund when it comes
         member = members[event.customer_id]
         net = max(0, order.total_fen - order.refunded_fen)
+        _return_deduction(plan, programme, member.id, order_id, order.total_fen, net, state, event, tz)
+        if state.base is None:
+            continue  # the order earned nothing here (paid before enrolment)
         base = state.base
         spend = min(net, base.spend_fen)
         orders_count = 1 if spend and base.orders else 0
@@ -326,3 +337,21 @@ def _reverse(session: Session, ctx: WorkspaceContext, programme: Programme, memb
             summary.points_reversed += to_reverse
     repository.insert_activities(session, activities)
     plan.write()
+
+
+def _return_deduction(plan: LedgerPlan, programme: Programme, member_id: int, order_id: str, total_fen: int,
+                      net_fen: int, state: _OrderState, event: EventRecord, tz: ZoneInfo) -> None:
+    """Points that paid for part of an order come back in the share the refund takes: a full refund
+    returns them all, a half refund half (rounded so the member never gets back more than they paid
+    with). They come back as a new lot expiring by the programme's rule counted from the refund."""
+    if state.deducted <= 0:
+        return
+    kept = rules.still_deserved(state.deducted, total_fen, net_fen) if total_fen > 0 else 0
+    to_return = state.deducted - kept - state.deduction_returned
+    if to_return <= 0:
+        return
+    plan.credit(member_id, to_return, DEDUCTION_RETURN, f"{DEDUCTION_RETURN}:{event.event_id}",
+                f"refund of order {order_id}: {to_return} deducted points returned", event.occurred_at,
+                expires_at=rules.points_expiry(event.occurred_at, tz, programme.points_expiry,
+                                               programme.points_expiry_months), order_id=order_id)
+    state.deduction_returned += to_return

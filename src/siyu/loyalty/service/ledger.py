@@ -6,8 +6,8 @@ atomic deltas, and each member's balance, pending points and debt move by the su
 entries in one `UPDATE ... SET x = x + :d`. So the balance always equals the sum of the ledger, and
 the available lots always hold max(balance, 0) points.
 
-A plan consumes the lots that existed when it started (kept in memory as it consumes them); lots it
-creates itself are written with it and consumable from the next plan on.
+A plan consumes the lots that existed when it started (kept in memory as it consumes them) and, after
+them, the available lots it creates itself (written with what is left of them).
 
 Debt: without `allow_negative_balance`, a reversal that finds the points already spent takes what is
 there and records the rest as debt; later credits repay the debt first. With it, the balance goes
@@ -54,7 +54,9 @@ class LedgerPlan:
     lot_changes: list[dict[str, Any]] = field(default_factory=list)
     balances: dict[int, _Balances] = field(default_factory=dict)
     keys: set[str] = field(default_factory=set)
-    _fifo: dict[int, list[list[Any]]] = field(default_factory=dict)  # member → [[lot id, remaining], ...]
+    # member → [[lot id, remaining], ...]; a lot this plan creates has no id yet: [None, remaining, its row]
+    _fifo: dict[int, list[list[Any]]] = field(default_factory=dict)
+    _created: dict[int, list[list[Any]]] = field(default_factory=dict)  # member → this plan's available lots
     _pending_left: dict[int, int] = field(default_factory=dict)  # pending lot → points not yet cancelled
 
     def _balance(self, member_id: int) -> _Balances:
@@ -90,6 +92,10 @@ class LedgerPlan:
                              order_id=order_id, amount_fen=amount_fen, actor=actor)
         posting.new_lot = self._lot(member_id, order_id, points, points - repaid - absorbed, "available",
                                     occurred_at, expires_at)
+        item = [None, posting.new_lot["remaining"], posting.new_lot]
+        self._created.setdefault(member_id, []).append(item)
+        if member_id in self._fifo:
+            self._fifo[member_id].append(item)
 
     def credit_pending(self, member_id: int, points: int, cause_key: str, reason: str, occurred_at: datetime, *,
                        available_at: datetime, expires_at: datetime | None, order_id: str,
@@ -173,6 +179,7 @@ class LedgerPlan:
     def _queue(self, member_id: int) -> list[list[Any]]:
         if member_id not in self._fifo:
             self._fifo[member_id] = [[lot.id, lot.remaining] for lot in repository.fifo_lots(self.session, member_id)]
+            self._fifo[member_id].extend(self._created.get(member_id, []))
         return self._fifo[member_id]
 
     def _consume(self, member_id: int, points: int, first: PointsLot | None = None) -> None:
@@ -187,7 +194,10 @@ class LedgerPlan:
             if take:
                 item[1] -= take
                 left -= take
-                self.lot_changes.append({"lot_id": item[0], "delta": -take, "status": None})
+                if item[0] is None:  # created by this plan: written with what is left
+                    item[2]["remaining"] -= take
+                else:
+                    self.lot_changes.append({"lot_id": item[0], "delta": -take, "status": None})
         if left:
             raise RuntimeError(f"member {member_id}: lots hold {points - left} of {points} points to consume")
 
