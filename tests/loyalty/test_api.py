@@ -13,7 +13,8 @@ from tests.factories import event, order
 PROGRAMME = {"name": "小林会员", "points_per_yuan": 1, "member_day": 18}
 TIERS = {"tiers": [
     {"code": "member", "name": "普通会员", "threshold": 0},
-    {"code": "silver", "name": "银卡", "threshold": 100_000, "validity_months": 12, "points_multiplier_percent": 150},
+    {"code": "silver", "name": "银卡", "threshold": 100_000, "validity_months": 12, "points_multiplier_percent": 150,
+     "shop_discount_percent": 95},
 ]}
 
 
@@ -96,6 +97,28 @@ def test_a_member_through_the_api(api: TestClient, engine: Any) -> None:
     assert [(e["kind"], e["points"]) for e in ledger] == [("adjust", -200), ("earn", 1200)]
     history = api.get(f"/api/v1/loyalty/members/{cid}/tier-history").json()
     assert [h["direction"] for h in history] == ["up", "enrolled"]
+
+
+def test_the_shop_prices_an_order_for_a_member(api: TestClient, engine: Any) -> None:
+    from siyu.jobs.worker import run_due_jobs
+
+    cid = setup(api)
+    base = api.get(f"/api/v1/loyalty/members/{cid}/price", params={"order_amount_fen": 10_001}).json()
+    assert (base["shop_discount_percent"], base["member_price_fen"], base["max_deduction_points"]) == (100, 10_001, 0)
+    pram = [{"sku": "PRAM", "category": "母婴/推车", "quantity": 1, "unit_price_fen": 120_000}]
+    api.post("/api/v1/events", json=order("O-1", at="2026-11-01T10:00:00+08:00", items=pram))
+    run_due_jobs(engine)
+    silver = api.get(f"/api/v1/loyalty/members/{cid}/price", params={"order_amount_fen": 10_001}).json()
+    assert silver == {"customer_id": cid, "tier_code": "silver", "order_amount_fen": 10_001,
+                      "shop_discount_percent": 95, "member_discount_fen": 500, "member_price_fen": 9_501,
+                      "points_balance": 1_200, "max_deduction_points": 1_200, "max_deduction_fen": 1_200}
+    small = api.get(f"/api/v1/loyalty/members/{cid}/price", params={"order_amount_fen": 1_000}).json()
+    assert (small["member_price_fen"], small["max_deduction_fen"]) == (950, 475)  # at most 50% of the member price
+    bad = api.get(f"/api/v1/loyalty/members/{cid}/price", params={"order_amount_fen": -1})
+    assert (bad.status_code, bad.json()["field"]) == (422, "order_amount_fen")
+    assert api.post(f"/api/v1/loyalty/members/{cid}/leave").status_code == 200
+    left = api.get(f"/api/v1/loyalty/members/{cid}/price", params={"order_amount_fen": 10_001}).json()
+    assert (left["shop_discount_percent"], left["max_deduction_points"]) == (100, 0)  # benefits stop
 
 
 @pytest.mark.parametrize(("body", "field"), [

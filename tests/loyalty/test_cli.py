@@ -56,6 +56,10 @@ def test_a_programme_members_points_and_coupons_from_the_command_line(
     assert code == 0 and "120 available" in out and "500000 to 金卡" in out
     code, out = run("loyalty", "deduct", str(cid), "20", "--order-id", "O-9", "--amount", "10000", "-w", "acme")
     assert code == 0 and "20 fen off order O-9; balance 100" in out
+    code, out = run("loyalty", "price", str(cid), "--amount", "10000", "-w", "acme")
+    assert code == 0 and "= 10000 fen (0 fen off)" in out and "(100 of 100 points)" in " ".join(out.split())
+    code, out = run("loyalty", "price", str(cid), "--amount", "-5", "-w", "acme")
+    assert code != 0 and "order_amount_fen" in out
     code, out = run("loyalty", "staff", str(cid), "staff-7", "-w", "acme")
     assert code == 1 and "no dedicated service" in out
     template = {"name": "¥10", "kind": "amount_off", "amount_off_fen": 1000, "valid_days": 7}

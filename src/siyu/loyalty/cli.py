@@ -195,6 +195,19 @@ def deduct(customer_id: int, points: int, order_id: Annotated[str, typer.Option(
     console.print(f"{result.deduction_fen} fen off order {order_id}; balance {result.member.points_balance}")
 
 
+@app.command("price")
+@cli_errors
+def price(customer_id: int, amount: Annotated[int, typer.Option("--amount", help="order amount in fen")],
+          workspace: WorkspaceOpt = "demo") -> None:
+    """Member price of an order (the tier's shop discount) and the most points may pay of it."""
+    with transaction(engine()) as session:
+        quote = service.quote_member_price(session, workspace_ctx(session, workspace), customer_id, amount)
+    console.print(f"{quote.tier_code}: {quote.shop_discount_percent}% of {quote.order_amount_fen} fen = "
+                  f"{quote.member_price_fen} fen ({quote.member_discount_fen} fen off); points may pay up to "
+                  f"{quote.max_deduction_fen} fen ({quote.max_deduction_points} of {quote.member.points_balance} "
+                  "points)")
+
+
 @app.command("staff")
 @cli_errors
 def staff(customer_id: int, staff_id: Annotated[str | None, typer.Argument(help="none to take them off")] = None,

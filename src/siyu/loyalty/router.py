@@ -19,6 +19,7 @@ from siyu.loyalty.schemas import (
     LedgerOut,
     MemberListOut,
     MemberOut,
+    MemberPriceOut,
     MemberSummaryOut,
     PointsResultOut,
     ProgrammeIn,
@@ -101,6 +102,21 @@ def list_members(caller: Reader, db: Db, tier_id: int | None = None, status: str
             summary="Tier, progress to the next tier, points, benefits and usable coupons")
 def member_summary(caller: Reader, db: Db, customer_id: int) -> Any:
     return summary_out(service.member_summary(db, caller.workspace, customer_id))
+
+
+@router.get("/loyalty/members/{customer_id}/price", response_model=MemberPriceOut,
+            summary="Member price of an order (the tier's shop discount) and the most points may pay of it")
+def member_price(caller: Reader, db: Db, customer_id: int,
+                 order_amount_fen: int = Query(..., ge=0, le=10**13, description="the order's amount in fen")) -> Any:
+    return price_out(service.quote_member_price(db, caller.workspace, customer_id, order_amount_fen))
+
+
+def price_out(price: service.MemberPrice) -> MemberPriceOut:
+    return MemberPriceOut(customer_id=price.member.customer_id, tier_code=price.tier_code,
+                          order_amount_fen=price.order_amount_fen, shop_discount_percent=price.shop_discount_percent,
+                          member_discount_fen=price.member_discount_fen, member_price_fen=price.member_price_fen,
+                          points_balance=price.member.points_balance, max_deduction_points=price.max_deduction_points,
+                          max_deduction_fen=price.max_deduction_fen)
 
 
 @router.post("/loyalty/members/{customer_id}/leave", response_model=MemberOut)

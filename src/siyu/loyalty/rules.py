@@ -99,6 +99,11 @@ def points_expiry(earned_at: datetime, tz: str | ZoneInfo, policy: str, months: 
     return start_of(date(year + 2, 1, 1), tz)
 
 
+def member_price_fen(amount_fen: int, shop_discount_percent: int) -> int:
+    """An amount at a tier's shop discount (95 = 95折), rounded half up to the fen."""
+    return (amount_fen * shop_discount_percent + 50) // 100
+
+
 def deduction_fen(points: int, points_per_yuan: int) -> int | None:
     """Fen a number of points is worth as a deduction, or None when it is not a whole number of fen."""
     if (points * 100) % points_per_yuan:

@@ -244,6 +244,18 @@ class DeductIn(BaseModel):
     points: Points
 
 
+class MemberPriceOut(BaseModel):
+    customer_id: int
+    tier_code: str
+    order_amount_fen: int
+    shop_discount_percent: int = Field(description="the tier's shop discount (95 = 95折); 100 once a member left")
+    member_discount_fen: int
+    member_price_fen: int = Field(description="the order at the member's discount, rounded half up to the fen")
+    points_balance: int
+    max_deduction_points: int = Field(description="the most points that may pay for this order (whole fen)")
+    max_deduction_fen: int
+
+
 class PointsResultOut(BaseModel):
     entry: EntryOut
     points_balance: int

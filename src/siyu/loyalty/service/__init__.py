@@ -25,11 +25,13 @@ from siyu.loyalty.service.members import (
 )
 from siyu.loyalty.service.merge import merge_members
 from siyu.loyalty.service.points import (
+    MemberPrice,
     PointsResult,
     adjust_points,
     award_points,
     deduct_points,
     expire_points,
+    quote_member_price,
     redeem_points,
     redeem_points_for_coupon,
     release_pending_points,
@@ -38,11 +40,12 @@ from siyu.loyalty.service.programme import Ladder, configure_programme, get_prog
 from siyu.loyalty.service.tiers import review_due_tiers, review_tiers
 
 __all__ = [
-    "Consent", "EarningSummary", "Ladder", "MemberSummary", "PointsResult", "adjust_points",
+    "Consent", "EarningSummary", "Ladder", "MemberPrice", "MemberSummary", "PointsResult", "adjust_points",
     "assign_dedicated_staff", "award_points", "benefit_runs", "configure_programme", "continue_later",
     "deduct_points",
     "due_period", "enrol_member", "enrol_members_bulk", "expire_points", "get_member", "get_programme", "ladder",
     "leave_programme", "list_members", "member_ledger", "member_summary", "merge_members", "process_events",
+    "quote_member_price",
     "redeem_points", "redeem_points_for_coupon", "release_pending_points", "review_due_tiers", "review_tiers",
     "run_benefits_chunk",
     "set_tiers", "start_benefit_run", "tier_history", "tier_member_counts",

@@ -181,6 +181,51 @@ def deduct_points(session: Session, ctx: WorkspaceContext, customer_id: int, ord
     return PointsResult(_write(session, plan, key, member), member, deduction_fen=fen)
 
 
+@dataclass(frozen=True)
+class MemberPrice:
+    """What a member pays at the shop: the tier's discount (会员价), then how much of the rest points may pay."""
+
+    member: Member
+    tier_code: str
+    order_amount_fen: int
+    shop_discount_percent: int
+    member_discount_fen: int
+    member_price_fen: int
+    max_deduction_fen: int
+    max_deduction_points: int
+
+
+def quote_member_price(session: Session, ctx: WorkspaceContext, customer_id: int,
+                       order_amount_fen: int) -> MemberPrice:
+    """Price an order for a member: the shop discount of the tier they hold (none once they left), and
+    the most their available points may take off the member price (the programme's deduction rule,
+    whole fen only). Nothing is written; `deduct_points` spends the points at checkout."""
+    from siyu.loyalty.service.programme import ladder
+
+    if not isinstance(order_amount_fen, int) or isinstance(order_amount_fen, bool) or not 0 <= order_amount_fen \
+            <= 10**13:
+        raise InvalidPoints("order_amount_fen is a whole, non-negative number of fen", field="order_amount_fen")
+    programme = get_programme(session, ctx.id)
+    member = get_member(session, ctx.id, customer_id)
+    tier = ladder(session, ctx.id).by_id(member.tier_id)
+    percent = tier.shop_discount_percent if member.status == "active" else 100
+    price = rules.member_price_fen(order_amount_fen, percent)
+    per_yuan = programme.deduction_points_per_yuan
+    cap_fen = price * programme.max_deduction_percent // 100 if member.status == "active" else 0
+    points = min(max(0, member.points_balance), cap_fen * per_yuan // 100)
+    points -= points % _points_per_whole_fen(per_yuan)
+    deduction = rules.deduction_fen(points, per_yuan) or 0
+    return MemberPrice(member, tier.code, order_amount_fen, percent, order_amount_fen - price, price, deduction,
+                       points)
+
+
+def _points_per_whole_fen(points_per_yuan: int) -> int:
+    """The smallest number of points worth a whole number of fen (100 per ¥1 → 1; 150 per ¥1 → 3)."""
+    from math import gcd
+
+    return points_per_yuan // gcd(points_per_yuan, 100)
+
+
 # -- scheduled ---------------------------------------------------------------------------------
 
 def _by_workspace(lots: list[PointsLot]) -> dict[int, list[PointsLot]]:
