@@ -1,9 +1,9 @@
 """Loyalty benchmarks (issue 5).
 
-- Replaying stored `order_paid` events through points earning and tier evaluation, in the batches the
-  worker receives: those of `siyu import` (siyu.events.importer.BATCH events) and those of the API
-  (1,000 events): events/s on SQLite and PostgreSQL; then the same events again, which must change
-  nothing.
+- Replaying stored `order_paid` events through points earning and tier evaluation as `siyu loyalty
+  replay` does, in batches of an import's size (siyu.events.importer.BATCH events, the command's
+  default) and of the API's (1,000 events, what the worker receives from API batches): events/s on
+  SQLite and PostgreSQL; then the same events again, which must change nothing.
 - Monthly benefit issuance (a coupon per member per month): members/s and total time; a re-run
   issues nothing.
 
@@ -134,14 +134,17 @@ def analyze(engine: Engine) -> None:
             connection.commit()
 
 
-def replay(engine: Engine, ctx: WorkspaceContext, event_ids: list[int], batch: int) -> tuple[float, int]:
-    from siyu.loyalty.service import process_events
+def replay(engine: Engine, ctx: WorkspaceContext, batch: int) -> tuple[float, int]:
+    """What `siyu loyalty replay --batch N` does: the stored events page by page, a transaction each."""
+    from siyu.loyalty.service import replay_page
 
     processed = 0
     start, cpu = time.perf_counter(), time.process_time()
-    for part in chunks(event_ids, batch):
+    after: int | None = 0
+    while after is not None:
         with transaction(engine) as session:
-            processed += process_events(session, ctx, list(part)).events
+            after, done = replay_page(session, ctx, after, batch)
+        processed += done.events
     seconds = time.perf_counter() - start
     print(f"    this process: {time.process_time() - cpu:.1f} s CPU in {seconds:.1f} s; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
@@ -155,8 +158,8 @@ def bench_replay(backend: str, events: int, members: int, batch: int) -> None:
         upgrade(url)
         engine = make_engine(url)
         ctx = new_workspace(engine, "replay")
-        event_ids = seed_orders(engine, ctx, seed_members(engine, ctx, members), events)
-        seconds, processed = replay(engine, ctx, event_ids, batch)
+        seed_orders(engine, ctx, seed_members(engine, ctx, members), events)
+        seconds, processed = replay(engine, ctx, batch)
         assert processed == events, processed
         figure(f"earn + tiers, {events:,} order_paid in batches of {batch:,}, {members:,} members, {backend}",
                events / seconds, "events/s", "≥ 5,000")
@@ -166,7 +169,7 @@ def bench_replay(backend: str, events: int, members: int, batch: int) -> None:
             balances = session.execute(select(func.sum(Member.points_balance), func.sum(Member.points_pending))).one()
             sums = session.execute(select(func.sum(PointsEntry.points), func.sum(PointsEntry.pending))).one()
         assert tuple(balances) == tuple(sums), (balances, sums)
-        seconds, processed = replay(engine, ctx, event_ids, batch)
+        seconds, processed = replay(engine, ctx, batch)
         assert processed == 0, processed
         with transaction(engine) as session:
             assert session.scalar(select(func.count()).select_from(PointsEntry)) == entries

@@ -85,3 +85,28 @@ def test_bad_files_get_one_line(cli: None, workspace: WorkspaceContext, tmp_path
     code, out = run("coupons", "create", write(tmp_path, "c.json", {"name": "x", "kind": "amount_off",
                                                                      "amount_off_fen": 9.5}), "-w", "acme")
     assert code == 1 and "amount_off_fen" in out
+
+
+def test_a_programme_started_after_its_orders_replays_them(db: Session, workspace: WorkspaceContext, cli: None,
+                                                           engine: Engine, tmp_path: Path) -> None:
+    from siyu.loyalty.service import Consent, enrol_member
+    from tests.factories import order
+    from tests.loyalty.conftest import LADDER, ingest, run_jobs, setup_programme
+
+    cid = customer(db, workspace, "u-1")
+    ingest(db, workspace, *[order(f"O-{n}", at=f"2026-10-0{n}T10:00:00+08:00",
+                                  items=[{"sku": "PRAM", "quantity": 1, "unit_price_fen": 60_000}])
+                            for n in range(1, 4)])
+    run_jobs(engine)  # no programme yet: nothing is earned
+    setup_programme(db, workspace, LADDER)
+    enrol_member(db, workspace, cid, Consent("store", "v1"), actor="test")
+    db.commit()
+    code, out = run("loyalty", "replay", "--batch", "2", "-w", "acme")
+    # 600 + 600 as 普通会员; the second order reaches 银卡 (¥1,000), so the third earns 1.5×: 900
+    assert code == 0 and "3 events applied; 2100 points earned, 0 reversed, 1 tier changes" in out, out
+    code, out = run("loyalty", "member", str(cid), "-w", "acme")
+    assert code == 0 and "银卡" in out and "2100 available" in out
+    code, out = run("loyalty", "replay", "-w", "acme")
+    assert code == 0 and "0 events applied" in out
+    code, out = run("loyalty", "replay", "--batch", "0", "-w", "acme")
+    assert code == 1 and "batch" in out and "Traceback" not in out

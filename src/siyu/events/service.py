@@ -335,6 +335,14 @@ def register_event_type(session: Session, workspace_id: int, name: str, descript
 
 # -- reads and system events for the domains that react to events (loyalty, coupons) ------------
 
+def event_ids_after(session: Session, workspace_id: int, types: frozenset[str], after_id: int, limit: int) -> list[int]:
+    """Row ids of the workspace's stored events of these types after `after_id`, in id order, at most
+    `limit` (a replay walks them page by page)."""
+    rows = session.execute(select(Event.id).where(Event.workspace_id == workspace_id, Event.type.in_(sorted(types)),
+                                                  Event.id > after_id).order_by(Event.id).limit(limit))
+    return [row_id for (row_id,) in rows]
+
+
 def events_by_ids(session: Session, workspace_id: int, ids: list[int]) -> list[Event]:
     """Stored events by row id (as published in `events_ingested`), oldest first."""
     found: list[Event] = []

@@ -242,6 +242,27 @@ def _this_month(ctx: Any) -> str:
     return rules.month_period(rules.local_date(clock.now(), ctx.timezone))
 
 
+@app.command("replay")
+@cli_errors
+def replay(batch: Annotated[int, typer.Option(help="events per transaction")] = service.REPLAY_BATCH,
+           workspace: WorkspaceOpt = "demo") -> None:
+    """Run the stored orders, refunds, check-ins and shares through points and tiers again, oldest row
+    first: for a programme started after its orders were imported. What was earned already is skipped."""
+    with transaction(engine()) as session:
+        ctx = workspace_ctx(session, workspace)
+    total = service.EarningSummary()
+    after: int | None = 0
+    while after is not None:
+        with transaction(engine()) as session:
+            after, done = service.replay_page(session, ctx, after, batch)
+        total.events += done.events
+        total.points_earned += done.points_earned
+        total.points_reversed += done.points_reversed
+        total.tier_changes += done.tier_changes
+    console.print(f"{total.events} events applied; {total.points_earned} points earned, {total.points_reversed} "
+                  f"reversed, {total.tier_changes} tier changes")
+
+
 @app.command("tick")
 @cli_errors
 def tick() -> None:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from siyu.events.service import EventRecord, OrderRecord
 from siyu.jobs.service import publish
 from siyu.kit import clock
+from siyu.kit.errors import ValidationFailed
 from siyu.kit.timefmt import zone
 from siyu.loyalty import repository, rules
 from siyu.loyalty.models import Activity, PointsEntry, Programme, Tier
@@ -54,6 +55,25 @@ def cause_of(event: EventRecord) -> str:
     if event.type == "order_refunded":
         return f"refund:{event.event_id}"
     return f"{event.type}:{event.event_id}"
+
+
+REPLAY_BATCH = 30_000  # events per transaction of a replay: the size of an import's batches
+
+
+def replay_page(session: Session, ctx: WorkspaceContext, after_id: int,
+                batch: int = REPLAY_BATCH) -> tuple[int | None, EarningSummary]:
+    """Run the next `batch` stored events (after row id `after_id`) through earning and tiers, as if
+    they had just been ingested: for a programme started after its orders were imported, or after an
+    outage of the worker. What was already earned is skipped (every effect is keyed by its cause).
+    Returns the last row id read (None when there was nothing left) and what changed."""
+    from siyu.events.service import event_ids_after
+
+    if not 1 <= batch <= 100_000:
+        raise ValidationFailed("a replay batch holds 1 to 100,000 events", field="batch")
+    ids = event_ids_after(session, ctx.id, RELEVANT, after_id, batch)
+    if not ids:
+        return None, EarningSummary()
+    return ids[-1], process_events(session, ctx, ids)
 
 
 def process_events(session: Session, ctx: WorkspaceContext, event_ids: list[int]) -> EarningSummary:
