@@ -96,7 +96,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
         session.close()
 
 
-BULK_CACHE_KIB = 96 * 1024
+BULK_CACHE_KIB = 48 * 1024
 
 
 @contextmanager
