@@ -104,3 +104,47 @@ def test_unknown_format_and_missing_file_are_clear_errors(clean_engine: Engine, 
     other.write_text("x")
     with pytest.raises(ValidationFailed, match=r"\.csv or \.jsonl"):
         import_file(clean_engine, workspace, other, "events")
+
+
+def _rollup_rows(db: Session) -> list[tuple]:
+    from siyu.events.models import CustomerCategoryStat, CustomerRollup
+
+    db.expire_all()
+    rollups = db.execute(select(CustomerRollup.customer_id, CustomerRollup.events_count, CustomerRollup.orders_count,
+                                CustomerRollup.total_spend_fen, CustomerRollup.refunded_fen,
+                                CustomerRollup.first_order_at, CustomerRollup.last_order_at,
+                                CustomerRollup.last_interaction_at).order_by(CustomerRollup.customer_id)).all()
+    stats = db.execute(select(CustomerCategoryStat.customer_id, CustomerCategoryStat.category,
+                              CustomerCategoryStat.orders_count, CustomerCategoryStat.spend_fen)
+                       .order_by(CustomerCategoryStat.customer_id, CustomerCategoryStat.category)).all()
+    return [tuple(r) for r in rollups] + [tuple(s) for s in stats]
+
+
+def test_batches_stored_in_one_transaction_keep_rollups_equal_to_the_records(
+        clean_engine: Engine, db: Session, workspace, tmp_path: Path) -> None:
+    """Several batches share a transaction and their rollups are added once at its end; merges and
+    refunds in a later batch of the same transaction still leave rollups equal to a rebuild."""
+    from siyu.db.session import transaction
+    from siyu.events.rollups import recompute_rollups
+
+    def person(n: int, *extra: dict) -> list[dict]:
+        return [{"type": "wechat_unionid", "value": f"u-{n}"}, *extra]
+
+    rows = []
+    for n in range(12):
+        rows.append(order(f"O-{n}", unionid=f"u-{n % 4}", id=f"o-{n}", at=f"2026-10-{n + 1:02d}T10:00:00+08:00"))
+        rows.append(event(id=f"v-{n}", identities=person(n % 5), at=f"2026-09-{n + 1:02d}T10:00:00+08:00"))
+    rows.append(event(id="join", identities=person(1, {"type": "member_no", "value": "M-1"})))
+    rows.append(event(id="merge", identities=person(2, {"type": "member_no", "value": "M-1"})))  # u-1 and u-2 merge
+    rows.append(event("order_refunded", id="refund", identities=person(3),
+                      properties={"order_id": "O-3", "amount_fen": 10_000}))
+    rows += [event(id=f"late-{n}", identities=person(n % 3)) for n in range(6)]
+    path = _write_jsonl(tmp_path / "events.jsonl", rows)
+    summary = import_file(clean_engine, workspace, path, "events", batch_size=3)
+    assert (summary.accepted, summary.rejected) == (len(rows), 0)
+    stored = _rollup_rows(db)
+    with transaction(clean_engine) as session:
+        ids = [cid for (cid,) in session.execute(select(Customer.id).where(Customer.merged_into_id.is_(None)))]
+        recompute_rollups(session, workspace.id, ids)
+    assert _rollup_rows(db) == stored
+    assert sum(r[2] for r in stored if len(r) == 8) == 12  # every order counted once, the refunded one too

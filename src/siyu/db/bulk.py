@@ -165,12 +165,13 @@ class Bulk:
             return f"{column} = ANY(?)", (list(values),)
         return f"{column} IN ({', '.join('?' * len(values))})", tuple(values)
 
-    def written(self, column: str, ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
-        """A WHERE condition (and its parameters) matching the rows whose keys `allocate_ids` just gave.
-        On SQLite they are one contiguous range (the write lock is held), on PostgreSQL an array."""
-        if self.postgres:
-            return f"{column} = ANY(?)", (list(ids),)
-        return f"{column} BETWEEN ? AND ?", (ids[0], ids[-1])
+    def written_ranges(self, column: str, ranges: Sequence[Sequence[int]]) -> tuple[str, tuple[Any, ...]]:
+        """A WHERE condition matching keys in any of these [first, last] ranges (rows several batches of one
+        transaction wrote)."""
+        if self.postgres and len(ranges) > 100:  # sequences shared with other sessions left many gaps
+            return f"{column} = ANY(?)", ([key for first, last in ranges for key in range(first, last + 1)],)
+        condition = " OR ".join(f"{column} BETWEEN ? AND ?" for _ in ranges)
+        return f"({condition})", tuple(key for first, last in ranges for key in (first, last))
 
     def write_stamp(self) -> tuple[int, int] | None:
         """On SQLite, a value that stays the same as long as no other connection commits (this

@@ -11,7 +11,7 @@ first/last seen are computed by the database from the rows the batch just wrote 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -80,11 +80,55 @@ def ingest_events(session: Session, ctx: WorkspaceContext, raw_events: list[Any]
     return ingest_validated(session, ctx, outcomes, received_at, actor=actor)
 
 
+@dataclass
+class RollupsDue:
+    """Rows an ingesting transaction stored whose customers' rollups are still to be brought up to date.
+
+    An import stores several batches in one transaction and adds their rollups once, at its end
+    (`add_due_rollups`): a customer seen in every batch then has their rollups and profile updated
+    once, not once per batch (at 100,000 customers, most of them are in every batch)."""
+
+    # Row ids as [first, last] runs: on SQLite a batch's ids are consecutive (the write lock is held), so
+    # a transaction's rows are usually one run; sequences on PostgreSQL may leave gaps.
+    event_ranges: list[list[int]] = field(default_factory=list)
+    order_ranges: list[list[int]] = field(default_factory=list)
+    recompute: set[int] = field(default_factory=set)
+
+    def add(self, event_ids: list[int], order_pks: list[int], recompute: set[int]) -> None:
+        _add_runs(self.event_ranges, event_ids)
+        _add_runs(self.order_ranges, order_pks)
+        self.recompute |= recompute
+
+
+def add_due_rollups(session: Session, workspace_id: int, due: RollupsDue) -> None:
+    """Add the stored rows to their customers' rollups and first/last seen, then rebuild those of
+    customers a refund or merge touched from their records."""
+    bulk = Bulk(session)
+    if due.event_ranges:
+        rows = bulk.written_ranges("id", due.event_ranges)
+        orders = bulk.written_ranges("o.id", due.order_ranges) if due.order_ranges else None
+        add_records(bulk, workspace_id, rows, orders)
+        widen_seen(bulk, rows)
+    if due.recompute:
+        recompute_rollups(session, workspace_id, due.recompute)
+
+
+def _add_runs(runs: list[list[int]], ids: list[int]) -> None:
+    """Extend [first, last] runs of consecutive values with ascending ids."""
+    for value in ids:
+        if runs and runs[-1][1] + 1 == value:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+
+
 def ingest_validated(session: Session, ctx: WorkspaceContext, outcomes: list[ValidEvent | Rejection],
-                     received_at: datetime, *, actor: str, known: KnownOwners | None = None) -> list[ItemResult]:
+                     received_at: datetime, *, actor: str, known: KnownOwners | None = None,
+                     rollups_due: RollupsDue | None = None) -> list[ItemResult]:
     """Store events validated beforehand (the importer validates in another process): one result per
     outcome, in order. `received_at` is the time they were validated against; `known` carries what
-    earlier batches of an import learnt about identities."""
+    earlier batches of an import learnt about identities. With `rollups_due` the rollups of what is
+    stored are left to the caller, to add before its transaction commits (`add_due_rollups`)."""
     _serialise_ingestion(session, ctx.id)
     if known is not None:
         known.refresh(session)
@@ -99,7 +143,7 @@ def ingest_validated(session: Session, ctx: WorkspaceContext, outcomes: list[Val
             valid.append(outcome)
     fresh = _drop_duplicates(session, ctx, valid, results)
     if fresh:
-        _store(session, ctx, fresh, received_at, actor, known)
+        _store(session, ctx, fresh, received_at, actor, known, rollups_due)
         for event in fresh:
             results[event.index] = ItemResult(event.index, event.event_id, "accepted", event.customer_ref)
     return [r for r in results if r is not None]
@@ -151,7 +195,7 @@ def _existing(session: Session, table: str, column: str, workspace_id: int, keys
 
 
 def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], received_at: Any, actor: str,
-           known: KnownOwners | None) -> None:
+           known: KnownOwners | None, rollups_due: RollupsDue | None) -> None:
     if len(events) >= ANALYZE_BATCH:
         Bulk(session).refresh_statistics(INGEST_TABLES)
     resolver = BatchResolver(session, ctx, actor=f"ingest:{actor}", known=known)
@@ -172,12 +216,11 @@ def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], re
     order_pks = _insert_orders(bulk, ctx, events, stamps)
     needs_recompute = _apply_waiting_refunds(session, ctx, [e.order.order_id for e in events if e.order])
     needs_recompute |= _store_refunds(session, ctx, events)
-    needs_recompute |= {survivor for survivor, _ in resolver.merges}
-    batch_rows = bulk.written("id", row_ids)
-    add_records(bulk, ctx.id, batch_rows, bulk.written("o.id", order_pks) if order_pks else None)
-    widen_seen(bulk, batch_rows)
-    if needs_recompute:  # a refund or merge touched what they had: rebuild theirs from the records
-        recompute_rollups(session, ctx.id, needs_recompute)
+    needs_recompute |= {survivor for survivor, _ in resolver.merges}  # a refund or merge touched what they had
+    due = rollups_due if rollups_due is not None else RollupsDue()
+    due.add(row_ids, order_pks, needs_recompute)
+    if rollups_due is None:
+        add_due_rollups(session, ctx.id, due)
     _publish_ingested(session, ctx, events, row_ids)
 
 
