@@ -380,9 +380,13 @@ def register_event_type(session: Session, workspace_id: int, name: str, descript
 
 def event_ids_after(session: Session, workspace_id: int, types: frozenset[str], after_id: int, limit: int) -> list[int]:
     """Row ids of the workspace's stored events of these types after `after_id`, in id order, at most
-    `limit` (a replay walks them page by page)."""
-    rows = session.execute(select(Event.id).where(Event.workspace_id == workspace_id, Event.type.in_(sorted(types)),
-                                                  Event.id > after_id).order_by(Event.id).limit(limit))
+    `limit` (a replay walks them page by page).
+
+    Read along the primary key: `workspace_id + 0` keeps both databases off the (workspace, type,
+    time) index, which would make every page read and sort all the workspace's events of the types."""
+    rows = session.execute(select(Event.id).where((Event.workspace_id + 0) == workspace_id,
+                                                  Event.type.in_(sorted(types)), Event.id > after_id)
+                           .order_by(Event.id).limit(limit))
     return [row_id for (row_id,) in rows]
 
 
