@@ -1,12 +1,12 @@
 """Streaming imports of events, customers and orders from CSV or JSONL.
 
-The file is read line by line and ingested in batches, each committed on its own, so memory stays
-flat on a 10 GB file and an interrupted import can simply be run again: every row maps to a stable
-event id, so rows already stored come back as duplicates and change nothing.
+The file is read line by line and ingested in batches, a few batches to a committed transaction
+(`SIZES`), so memory stays flat on a 10 GB file and an interrupted import can simply be run again:
+every row maps to a stable event id, so rows already stored come back as duplicates and change nothing.
 
 A large file is read, parsed and validated in a second process while this one stores the batch
-before (`_prepared_in_child`): the two halves cost about the same, so on a machine with two cores
-an import runs nearly twice as fast. Both halves are the same functions a small file runs in-process.
+before (`_pieces_from_child`), so on a machine with two cores the reading costs no time of its own.
+Both halves are the same functions a small file runs in-process.
 """
 
 from __future__ import annotations
