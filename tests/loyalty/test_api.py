@@ -116,6 +116,7 @@ def test_the_shop_prices_an_order_for_a_member(api: TestClient, engine: Any) -> 
     assert (small["member_price_fen"], small["max_deduction_fen"]) == (950, 475)  # at most 50% of the member price
     bad = api.get(f"/api/v1/loyalty/members/{cid}/price", params={"order_amount_fen": -1})
     assert (bad.status_code, bad.json()["field"]) == (422, "order_amount_fen")
+    assert api.get("/api/v1/loyalty/members/999999/price", params={"order_amount_fen": 100}).status_code == 404
     assert api.post(f"/api/v1/loyalty/members/{cid}/leave").status_code == 200
     left = api.get(f"/api/v1/loyalty/members/{cid}/price", params={"order_amount_fen": 10_001}).json()
     assert (left["shop_discount_percent"], left["max_deduction_points"]) == (100, 0)  # benefits stop

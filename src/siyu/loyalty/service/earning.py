@@ -366,7 +366,7 @@ def _return_deduction(plan: LedgerPlan, programme: Programme, member_id: int, or
     with). They come back as a new lot expiring by the programme's rule counted from the refund."""
     if state.deducted <= 0:
         return
-    kept = rules.still_deserved(state.deducted, total_fen, net_fen) if total_fen > 0 else 0
+    kept = rules.still_deserved(state.deducted, total_fen, net_fen)
     to_return = state.deducted - kept - state.deduction_returned
     if to_return <= 0:
         return

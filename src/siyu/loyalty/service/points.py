@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from math import gcd
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,12 @@ def _check_points(points: object, *, allow_negative: bool = False) -> int:
         raise InvalidPoints("points are a whole, non-zero number" + ("" if allow_negative else " above zero"),
                             field="points")
     return points
+
+
+def _check_amount(order_amount_fen: object) -> None:
+    if not isinstance(order_amount_fen, int) or isinstance(order_amount_fen, bool) \
+            or not 0 <= order_amount_fen <= 10**13:
+        raise InvalidPoints("order_amount_fen is a whole, non-negative number of fen", field="order_amount_fen")
 
 
 def _locked_member(session: Session, ctx: WorkspaceContext, customer_id: int, *, active: bool = True) -> Member:
@@ -159,8 +166,7 @@ def deduct_points(session: Session, ctx: WorkspaceContext, customer_id: int, ord
     """Points as money off an order: `deduction_points_per_yuan` points are ¥1, at most
     `max_deduction_percent` of the order. One deduction per order (the order id is the key)."""
     _check_points(points)
-    if not isinstance(order_amount_fen, int) or order_amount_fen < 0:
-        raise InvalidPoints("order_amount_fen is a whole, non-negative number of fen", field="order_amount_fen")
+    _check_amount(order_amount_fen)
     programme = get_programme(session, ctx.id)
     member = _locked_member(session, ctx, customer_id)
     key = f"deduct:{order_id}"
@@ -202,9 +208,7 @@ def quote_member_price(session: Session, ctx: WorkspaceContext, customer_id: int
     whole fen only). Nothing is written; `deduct_points` spends the points at checkout."""
     from siyu.loyalty.service.programme import ladder
 
-    if not isinstance(order_amount_fen, int) or isinstance(order_amount_fen, bool) or not 0 <= order_amount_fen \
-            <= 10**13:
-        raise InvalidPoints("order_amount_fen is a whole, non-negative number of fen", field="order_amount_fen")
+    _check_amount(order_amount_fen)
     programme = get_programme(session, ctx.id)
     member = get_member(session, ctx.id, customer_id)
     tier = ladder(session, ctx.id).by_id(member.tier_id)
@@ -221,8 +225,6 @@ def quote_member_price(session: Session, ctx: WorkspaceContext, customer_id: int
 
 def _points_per_whole_fen(points_per_yuan: int) -> int:
     """The smallest number of points worth a whole number of fen (100 per ¥1 → 1; 150 per ¥1 → 3)."""
-    from math import gcd
-
     return points_per_yuan // gcd(points_per_yuan, 100)
 
 
