@@ -202,11 +202,18 @@ class Bulk:
         if count == 0:
             return []
         if self.postgres:
-            rows = self.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, ?)",
-                                (count,))
-            return [row[0] for row in rows]
+            return self._sequence_values(table, count)
         start = int(self.connection.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one())
         return list(range(start + 1, start + count + 1))
+
+    def _sequence_values(self, table: str, count: int) -> list[int]:
+        """`count` values drawn from the table's id sequence. Unless other sessions drew from it meanwhile
+        they are consecutive, and only the first and last travel back (not tens of thousands of rows)."""
+        sequence = self.execute("SELECT pg_get_serial_sequence(?, 'id')", (table,))[0][0]
+        first, last, scattered = self.execute(  # (nextval of a constant: a sequence found per row is ten times slower)
+            "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) "
+            "END FROM (SELECT nextval(?::regclass) AS v FROM generate_series(1, ?)) AS drawn", (sequence, count))[0]
+        return list(range(first, last + 1)) if scattered is None else list(scattered)
 
 
 @lru_cache(maxsize=64)

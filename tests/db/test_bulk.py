@@ -1,0 +1,30 @@
+"""Bulk writes: primary keys reserved on PostgreSQL ahead of COPY (SQLite takes them from max(id))."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+
+from siyu.db.bulk import Bulk
+from siyu.db.session import transaction
+
+
+@pytest.mark.pg
+def test_reserved_ids_are_consecutive_and_new(pg_engine: Engine) -> None:
+    with transaction(pg_engine) as session:
+        first = Bulk(session).allocate_ids("events", 1000)
+        second = Bulk(session).allocate_ids("events", 3)
+    assert first == list(range(first[0], first[0] + 1000))
+    assert second[0] > first[-1] and len(second) == 3
+
+
+@pytest.mark.pg
+def test_ids_drawn_with_gaps_are_read_one_by_one(pg_engine: Engine) -> None:
+    """Other sessions drawing from the sequence meanwhile leave gaps: the values drawn are still returned."""
+    with transaction(pg_engine) as session:
+        session.execute(text("ALTER SEQUENCE tags_id_seq INCREMENT BY 3"))
+        try:
+            ids = Bulk(session).allocate_ids("tags", 4)
+        finally:
+            session.execute(text("ALTER SEQUENCE tags_id_seq INCREMENT BY 1"))
+    assert len(ids) == 4 and all(b - a == 3 for a, b in zip(ids, ids[1:], strict=False))
