@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from sqlalchemy import Engine, text
 
@@ -27,4 +29,4 @@ def test_ids_drawn_with_gaps_are_read_one_by_one(pg_engine: Engine) -> None:
             ids = Bulk(session).allocate_ids("tags", 4)
         finally:
             session.execute(text("ALTER SEQUENCE tags_id_seq INCREMENT BY 1"))
-    assert len(ids) == 4 and all(b - a == 3 for a, b in zip(ids, ids[1:], strict=False))
+    assert len(ids) == 4 and all(b - a == 3 for a, b in pairwise(ids))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from siyu.customers.models import Customer
@@ -148,3 +149,51 @@ def test_batches_stored_in_one_transaction_keep_rollups_equal_to_the_records(
         recompute_rollups(session, workspace.id, ids)
     assert _rollup_rows(db) == stored
     assert sum(r[2] for r in stored if len(r) == 8) == 12  # every order counted once, the refunded one too
+
+
+def _stored(db: Session) -> list[tuple]:
+    customers = db.execute(select(Customer.name, Customer.birthday, Customer.attributes).order_by(Customer.id)).all()
+    events = db.execute(select(Event.event_id, Event.type, Event.occurred_at, Event.properties)
+                        .order_by(Event.event_id))
+    items = db.execute(select(OrderItem.sku, OrderItem.quantity, OrderItem.paid_at).order_by(OrderItem.sku))
+    return [tuple(customers), tuple(events), tuple(items)]
+
+
+def test_reading_in_a_second_process_stores_what_reading_here_stores(
+        clean_engine: Engine, db: Session, workspace, tmp_path: Path) -> None:
+    """A large file is read in another process and its rows sent over as MessagePack: what is stored,
+    and what is rejected, is the same either way."""
+    rows = [event(id="a", traits={"name": "李娜", "birthday": "1990-05-01", "level": 3},
+                  identities={"wechat_unionid": "u-a"}), "{oops",
+            order("O-1", id="b", unionid="u-a", at="2026-11-01T12:30:00+08:00"),
+            event(id="c", at="2026-11-01 10:00"), event(id="d", identities={"phone": "139 1234 5678"})]
+    path = _write_jsonl(tmp_path / "events.jsonl", rows)
+    here = import_file(clean_engine, workspace, path, "events", parallel=False)
+    stored_here = _stored(db)
+    _empty_workspace_data(clean_engine)
+    there = import_file(clean_engine, workspace, path, "events", parallel=True)
+    db.expire_all()
+    assert (there.accepted, there.rejected, there.rows) == (here.accepted, here.rejected, here.rows) == (3, 2, 5)
+    assert _stored(db) == stored_here
+    assert stored_here[0][0][1] == date(1990, 5, 1)
+    assert there.rejected_file is not None
+    reasons = [json.loads(line) for line in there.rejected_file.read_text().splitlines()]
+    assert sorted(str(r["error_field"]) for r in reasons) == ["None", "occurred_at"]
+
+
+def test_an_attribute_number_beyond_64_bits_is_refused(clean_engine: Engine, db: Session, workspace,
+                                                         tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text("id,type,occurred_at,wechat_unionid,traits.score\n"
+                    f"s1,page_view,2026-11-01T10:00:00+08:00,u-1,{10**30}\n"
+                    "s2,page_view,2026-11-01T10:00:00+08:00,u-2,42\n")
+    summary = import_file(clean_engine, workspace, path, "events")
+    assert (summary.accepted, summary.rejected) == (1, 1)
+    assert summary.errors_sample == ["traits.score: validation_failed: must be a JSON value, numbers within 64 bits"]
+
+
+def _empty_workspace_data(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in ("order_items", "orders", "events", "customer_rollups", "customer_category_stats", "identities",
+                      "jobs", "customers"):
+            conn.execute(text(f"DELETE FROM {table}"))
