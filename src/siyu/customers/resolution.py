@@ -63,21 +63,28 @@ class NewProfile:
 
 class KnownOwners:
     """Owners of the identities earlier batches of one import saw, so that later batches look up only
-    the others. Exact only while nobody else writes between the batches: SQLite tells (its
-    data_version changes when another connection commits); on PostgreSQL nothing is kept."""
+    the others. Exact only while nobody else writes between the batches, which both databases tell
+    (`Bulk.quiet_stamps`): otherwise everything is forgotten and looked up again."""
 
     LIMIT = 500_000  # identities remembered at most (about 100 MB); then it starts over
 
     def __init__(self) -> None:
         self.owners: dict[Key, int] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._quiet: frozenset[Any] = frozenset()
 
     def refresh(self, session: Session) -> None:
-        """At the start of a batch's transaction: forget everything if anyone else wrote meanwhile."""
-        stamp = Bulk(session).write_stamp()
-        if stamp is None or stamp != self._stamp or len(self.owners) > self.LIMIT:
+        """At the start of a batch: forget everything if anyone else wrote since the last one settled."""
+        if Bulk(session).write_stamp() not in self._quiet or len(self.owners) > self.LIMIT:
             self.owners.clear()
-        self._stamp = stamp
+
+    def settle(self, session: Session) -> None:
+        """At the end of a batch, after it stored the identities it learnt."""
+        self._quiet = Bulk(session).quiet_stamps()
+
+    def forget(self) -> None:
+        """What the batches of a transaction that rolled back learnt is not so."""
+        self.owners.clear()
+        self._quiet = frozenset()
 
 
 class BatchResolver:

@@ -173,13 +173,29 @@ class Bulk:
         condition = " OR ".join(f"{column} BETWEEN ? AND ?" for _ in ranges)
         return f"({condition})", tuple(key for first, last in ranges for key in (first, last))
 
-    def write_stamp(self) -> tuple[int, int] | None:
-        """On SQLite, a value that stays the same as long as no other connection commits (this
-        connection's own commits leave it alone); None on PostgreSQL, which has no such thing."""
+    def write_stamp(self) -> Any:
+        """A value that stays the same as long as nobody else writes (see `quiet_stamps`).
+
+        SQLite: the connection's data_version, which changes when another connection commits (its own
+        commits leave it alone). PostgreSQL: the current snapshot (`xmin:xmax:running`), which moves
+        when any transaction is given an id (every writing one is) or one that was running ends."""
         if self.postgres:
-            return None
+            return self.execute("SELECT pg_current_snapshot()::text")[0][0]
         driver = self.connection.connection.driver_connection
         return id(driver), int(driver.execute("PRAGMA data_version").fetchone()[0])  # type: ignore[union-attr]
+
+    def quiet_stamps(self) -> frozenset[Any]:
+        """After this transaction wrote: the values `write_stamp` can read later, in this transaction or
+        the next ones of this connection, only if nobody else wrote meanwhile (empty when that cannot be
+        told, as when other transactions were running).
+
+        On PostgreSQL this transaction has id X and nobody else may be running: the snapshot is `X:X:` now
+        and, once it committed, `X+1:X+1:` until any other transaction is given an id or ends."""
+        if not self.postgres:
+            return frozenset({self.write_stamp()})
+        own, snapshot = self.execute("SELECT pg_current_xact_id()::text, pg_current_snapshot()::text")[0]
+        return quiet_snapshots(int(own), snapshot)
+
 
     def refresh_statistics(self, tables: Sequence[str]) -> None:
         """ANALYZE `tables` on PostgreSQL when the first of them changed more than it holds since its
@@ -248,3 +264,11 @@ def _json_text(value: Any) -> str:
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def quiet_snapshots(own: int, snapshot: str) -> frozenset[str]:
+    """PostgreSQL snapshots that show nobody but transaction `own` wrote since `snapshot` was taken in it:
+    none unless it was the only one running (then `own:own:`), and after it committed `own+1:own+1:`."""
+    if snapshot != f"{own}:{own}:":
+        return frozenset()
+    return frozenset({snapshot, f"{own + 1}:{own + 1}:"})

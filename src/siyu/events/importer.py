@@ -378,7 +378,7 @@ def _ingest_transaction(engine: Engine, ctx: WorkspaceContext, batches: Iterator
                     break
             add_due_rollups(session, ctx.id, due)
     except BaseException:
-        known.owners.clear()  # it learnt from batches that were rolled back
+        known.forget()
         raise
     return stored > 0
 

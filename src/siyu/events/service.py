@@ -146,6 +146,8 @@ def ingest_validated(session: Session, ctx: WorkspaceContext, outcomes: list[Val
         _store(session, ctx, fresh, received_at, actor, known, rollups_due)
         for event in fresh:
             results[event.index] = ItemResult(event.index, event.event_id, "accepted", event.customer_ref)
+        if known is not None:
+            known.settle(session)
     return [r for r in results if r is not None]
 
 
