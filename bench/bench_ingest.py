@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import DATA, figure, scratch_postgres, scratch_sqlite
+from bench.common import DATA, figure, machine_speed, scratch_postgres, scratch_sqlite
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 LAST_CPU: list[float] = [0.0, 0.0]  # of the last `run_cli`: the command's own, its children's
@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args(argv)
     DATA.mkdir(parents=True, exist_ok=True)
-    # Figures depend on what else the machine runs: the load is printed to judge them by.
-    figure("load average (1 min) when starting", os.getloadavg()[0], "")
+    machine_speed()
     path = DATA / f"events-{args.events}-{args.customers}.jsonl"
     write_events(path, args.events, args.customers)
     bench_import("sqlite", scratch_sqlite("import"), path, args.events)

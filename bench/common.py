@@ -61,6 +61,20 @@ def peak_rss_mb(children: bool = False) -> float:
     return usage.ru_maxrss / 1024
 
 
+def machine_speed() -> None:
+    """Print what else the machine runs and how fast it is now: figures are only comparable with these.
+    The reference work is a fixed pure-Python loop, best of three (shared machines vary by twice)."""
+    figure("load average (1 min) when starting", os.getloadavg()[0], "")
+    timings = []
+    for _ in range(3):
+        start = time.process_time()
+        total = 0
+        for number in range(10_000_000):
+            total += number
+        timings.append(time.process_time() - start)
+    figure("reference CPU work (10M Python additions; lower is faster)", min(timings), "s")
+
+
 def figure(label: str, value: float, unit: str, target: str = "") -> None:
     suffix = f"   (target {target})" if target else ""
     print(f"{label:<58} {value:>12,.1f} {unit}{suffix}", flush=True)
