@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import resource
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -62,17 +64,43 @@ def peak_rss_mb(children: bool = False) -> float:
 
 
 def machine_speed() -> None:
-    """Print what else the machine runs and how fast it is now: figures are only comparable with these.
-    The reference work is a fixed pure-Python loop, best of three (shared machines vary by twice)."""
+    """Print what else the machine runs and how fast it is now: figures are only comparable with these
+    (on a shared machine they vary by twice between days). Two reference works, best of three: a
+    pure-Python loop, and 200,000 rows into an SQLite table with two indexes (memory-bound work, which
+    varies more than the loop)."""
     figure("load average (1 min) when starting", os.getloadavg()[0], "")
-    timings = []
-    for _ in range(3):
-        start = time.process_time()
-        total = 0
-        for number in range(10_000_000):
-            total += number
-        timings.append(time.process_time() - start)
-    figure("reference CPU work (10M Python additions; lower is faster)", min(timings), "s")
+    figure("reference CPU work (10M Python additions; lower is faster)", min(_loop() for _ in range(3)), "s")
+    figure("reference SQLite insert (200k rows, 2 indexes; lower is faster)",
+           min(_sqlite_inserts() for _ in range(3)), "µs/row")
+
+
+def _loop() -> float:
+    start = time.process_time()
+    total = 0
+    for number in range(10_000_000):
+        total += number
+    return time.process_time() - start
+
+
+def _sqlite_inserts(count: int = 200_000) -> float:
+    rng = random.Random(1)
+    rows = [(n, f"event-{rng.randrange(10**9)}-{n}", rng.randrange(10**6),
+             f"2026-{rng.randrange(1, 13):02d}-01 10:00:00") for n in range(count)]
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / "reference.db"
+    path.unlink(missing_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, key TEXT UNIQUE, customer INTEGER, at TEXT)")
+        connection.execute("CREATE INDEX t_customer_at ON t (customer, at)")
+        start = time.perf_counter()
+        connection.execute("BEGIN")
+        connection.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
+        connection.execute("COMMIT")
+        return (time.perf_counter() - start) / count * 1e6
+    finally:
+        connection.close()
+        path.unlink(missing_ok=True)
 
 
 def figure(label: str, value: float, unit: str, target: str = "") -> None:
