@@ -264,7 +264,7 @@ def _pieces_from_child(job: ReadingJob) -> Iterator[Prepared]:
 
     The process is a fresh interpreter started by hand: multiprocessing's "spawn" would re-run the
     caller's main module in it, and "fork" would copy this process's threads, locks and database
-    connections. Pieces come back pickled through a pipe, each length first. A thread here takes
+    connections. Pieces come back as MessagePack through a pipe, each length first. A thread here takes
     them in as they come, up to one batch ahead (then the reader waits), so neither process waits
     for the other and memory stays flat."""
     read_fd, write_fd = os.pipe()
