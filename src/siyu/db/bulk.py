@@ -196,7 +196,6 @@ class Bulk:
         own, snapshot = self.execute("SELECT pg_current_xact_id()::text, pg_current_snapshot()::text")[0]
         return quiet_snapshots(int(own), snapshot)
 
-
     def refresh_statistics(self, tables: Sequence[str]) -> None:
         """ANALYZE `tables` on PostgreSQL when the first of them changed more than it holds since its
         statistics were taken. Autovacuum does it too, but only about once a minute: a bulk load that
