@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from siyu.db.session import transaction
 from siyu.events.models import Event
 from siyu.kit.clock import FrozenClock
-from siyu.loyalty.models import Activity, PointsEntry, PointsLot, TierChange
+from siyu.loyalty.models import Activity, Member, PointsEntry, PointsLot, TierChange
 from siyu.loyalty.service import deduct_points, process_events, redeem_points, release_pending_points
 from siyu.workspaces.service import WorkspaceContext
 from tests.factories import event, order, refund
@@ -51,9 +51,7 @@ def test_order_points_are_pending_until_the_return_window_closes(db: Session, wo
 
 def test_orders_past_the_return_window_earn_available_points_at_once(db: Session, workspace: WorkspaceContext,
                                                                     programme: None, engine: Engine) -> None:
-    m = member(db, workspace)
-    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
-    run_jobs(engine)
+    m = _member_who_earned_for_o1(db, workspace, engine)
     assert (fresh(db, m).points_balance, fresh(db, m).points_pending) == (298, 0)
     lot = db.scalars(select(PointsLot).where(PointsLot.member_id == m.id)).one()
     assert lot.expires_at == datetime(2027, 12, 31, 16, 0, tzinfo=UTC)  # end of next year, Shanghai time
@@ -136,6 +134,13 @@ def test_partial_refund_takes_back_its_share(db: Session, workspace: WorkspaceCo
     assert_ledger_consistent(db, m.id)
 
 
+def _member_who_earned_for_o1(db: Session, workspace: WorkspaceContext, engine: Engine) -> Member:
+    """A member whose first order, O-1 (¥298), has earned its points."""
+    m = member(db, workspace)
+    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
+    run_jobs(engine)
+    return m
+
 def test_a_refund_known_before_the_order_is_processed_reduces_what_it_earns(
         db: Session, workspace: WorkspaceContext, programme: None, engine: Engine) -> None:
     m = member(db, workspace)
@@ -148,9 +153,7 @@ def test_a_refund_known_before_the_order_is_processed_reduces_what_it_earns(
 
 def test_spent_points_reversed_by_a_refund_become_debt_repaid_from_future_earnings(
         db: Session, workspace: WorkspaceContext, programme: None, engine: Engine) -> None:
-    m = member(db, workspace)
-    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
-    run_jobs(engine)
+    m = _member_who_earned_for_o1(db, workspace, engine)
     redeem_points(db, workspace, m.customer_id, 200, "gift", "gift-1")
     db.commit()
     ingest(db, workspace, refund("O-1", 29_800))
@@ -168,9 +171,7 @@ def test_spent_points_reversed_by_a_refund_become_debt_repaid_from_future_earnin
 def test_a_workspace_may_let_the_balance_go_negative_instead(db: Session, workspace: WorkspaceContext,
                                                              engine: Engine) -> None:
     setup_programme(db, workspace, allow_negative_balance=True)
-    m = member(db, workspace)
-    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
-    run_jobs(engine)
+    m = _member_who_earned_for_o1(db, workspace, engine)
     redeem_points(db, workspace, m.customer_id, 200, "gift", "gift-1")
     db.commit()
     ingest(db, workspace, refund("O-1", 29_800))
@@ -186,9 +187,7 @@ def test_a_workspace_may_let_the_balance_go_negative_instead(db: Session, worksp
 
 def test_a_refund_gives_back_the_deducted_points_in_the_share_it_refunds(
         db: Session, workspace: WorkspaceContext, programme: None, engine: Engine) -> None:
-    m = member(db, workspace)
-    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
-    run_jobs(engine)
+    m = _member_who_earned_for_o1(db, workspace, engine)
     deduct_points(db, workspace, m.customer_id, "O-2", 29_800, 200)  # 200 points paid ¥2 of order O-2
     db.commit()
     ingest(db, workspace, order("O-2", at="2026-11-02T10:00:00+08:00"))
@@ -210,9 +209,7 @@ def test_a_refund_gives_back_the_deducted_points_in_the_share_it_refunds(
 
 def test_a_refunded_deduction_first_settles_what_the_refund_takes_back(
         db: Session, workspace: WorkspaceContext, programme: None, engine: Engine) -> None:
-    m = member(db, workspace)
-    ingest(db, workspace, order("O-1", at="2026-11-01T10:00:00+08:00"))
-    run_jobs(engine)
+    m = _member_who_earned_for_o1(db, workspace, engine)
     deduct_points(db, workspace, m.customer_id, "O-1", 29_800, 298)  # every point spent on the order itself
     db.commit()
     ingest(db, workspace, refund("O-1", 29_800))
