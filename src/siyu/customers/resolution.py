@@ -94,7 +94,9 @@ class BatchResolver:
         self.ctx = ctx
         self.actor = actor
         self.known = known
-        self.owner: dict[Key, int] = {}
+        # Owners of the identities seen: with `known`, the import's own map, added to as the batch goes
+        # (what a batch that rolls back added is forgotten with it: `KnownOwners.forget`).
+        self.owner: dict[Key, int] = known.owners if known is not None else {}
         self.alias: dict[int, int] = {}
         self.new_profiles: dict[int, NewProfile] = {}
         self.new_identities: dict[Key, tuple[int, bool]] = {}
@@ -109,17 +111,12 @@ class BatchResolver:
 
     # -- loading -------------------------------------------------------------------------------
     def preload(self, identity_lists: list[list[EventIdentity]]) -> None:
-        """Load the owners of every identity in the batch: one indexed lookup per type (and namespace)."""
-        by_kind: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-        known = self.known.owners if self.known is not None else {}
-        for identities in identity_lists:
-            for identity in identities:
-                owner = known.get(identity.key)
-                if owner is not None:
-                    self.owner[identity.key] = owner
-                    continue
-                type_, namespace, value = identity.key
-                by_kind[(type_, namespace)].add(value)
+        """Load the owners of every identity in the batch not known yet: one indexed lookup per type
+        (and namespace)."""
+        keys = {identity[0] for identities in identity_lists for identity in identities}
+        by_kind: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+        for type_, namespace, value in keys.difference(self.owner):
+            by_kind[(type_, namespace)].append(value)
         bulk = Bulk(self.session)
         for (type_, namespace), values in by_kind.items():
             rows = bulk.select_in("SELECT value, customer_id FROM identities WHERE workspace_id = ? AND type = ? "
@@ -245,15 +242,18 @@ class BatchResolver:
         return real
 
     def _remember(self, real: dict[int, int]) -> None:
+        """Leave the import's map of owners (`self.owner`) as stored: identities of absorbed profiles
+        belong to their survivors, new ones to the profiles' real ids."""
         if self.known is None:
             return
-        known = self.known.owners
-        if self.merges:  # identities of absorbed profiles now belong to their survivors
+        known = self.owner
+        if self.merges:
             moved = {absorbed: self.canonical(absorbed) for _, absorbed in self.merges}
             for key, owner in known.items():
                 if owner in moved:
                     known[key] = moved[owner]
-        known.update({key: self.final_id(ref, real) for key, ref in self.owner.items()})
+        for key, (ref, _verified) in self.new_identities.items():
+            known[key] = self.final_id(ref, real)
 
     def final_id(self, ref: int, real: dict[int, int]) -> int:
         if self.alias:
