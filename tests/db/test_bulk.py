@@ -1,14 +1,30 @@
-"""Bulk writes: primary keys reserved on PostgreSQL ahead of COPY (SQLite takes them from max(id))."""
+"""Bulk writes: times in the text SQLite stores; primary keys reserved on PostgreSQL ahead of COPY
+(SQLite takes them from max(id))."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, text
+from sqlalchemy.dialects import sqlite
 
-from siyu.db.bulk import Bulk
+from siyu.db.base import UTCDateTime
+from siyu.db.bulk import Bulk, sqlite_time
 from siyu.db.session import transaction
+
+_SQLITE = sqlite.dialect()
+_offsets = st.none() | st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=_offsets))
+def test_a_time_is_written_as_the_text_sqlalchemy_stores_on_sqlite(moment: datetime) -> None:
+    write = UTCDateTime().dialect_impl(_SQLITE).bind_processor(_SQLITE)
+    assert write is not None
+    assert sqlite_time(moment) == write(moment)
 
 
 @pytest.mark.pg

@@ -25,6 +25,14 @@ from sqlalchemy.orm import Session
 SQLITE_IN_CHUNK = 500  # keys per `IN (...)` on SQLite (far below its 32,766 variables)
 
 
+def sqlite_time(value: datetime) -> str:
+    """A time as SQLite stores it: UTC in SQLAlchemy's text format, "2026-11-01 10:00:00.000000" (naive
+    times are UTC)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
 class Bulk:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -35,10 +43,9 @@ class Bulk:
     def ts(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        if value.tzinfo is UTC and not self.postgres:  # the common case, in one call: "… 10:00:00.000000"
-            return value.isoformat(" ", "microseconds")[:26]
-        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return utc if self.postgres else utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+        if not self.postgres:
+            return sqlite_time(value)
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     def read_ts(self, value: Any) -> datetime:
         """A time read at the driver, as an aware UTC datetime (SQLite gives the text `ts` wrote)."""

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from siyu.customers.identities import STANDARD_IDENTITY_TYPES
 from siyu.customers.resolution import KnownOwners
+from siyu.db.bulk import sqlite_time
 from siyu.db.session import bulk_loading, transaction
 from siyu.events.decoding import decode_event_line
 from siyu.events.service import (
@@ -150,7 +151,8 @@ def import_file(engine: Engine, ctx: WorkspaceContext, path: Path, kind: str,
     batch_rows, transaction_rows = SIZES.get(engine.dialect.name, (BATCH, BATCH))
     if batch_size is not None:
         batch_rows, transaction_rows = batch_size, batch_size * transaction_rows // batch_rows
-    reading = ReadingJob(path, file_format, kind, batch_rows, ctx, custom_types, clock.get_clock())
+    reading = ReadingJob(path, file_format, kind, batch_rows, ctx, custom_types, clock.get_clock(),
+                         sqlite_times=engine.dialect.name == "sqlite")
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_MIN_BYTES
     with (RejectsWriter(rejects_path, file_format, path) as rejects, _few_collections(),
@@ -191,6 +193,7 @@ class ReadingJob:
     custom_types: frozenset[str]
     clock: clock.Clock
     piece_size: int = PIECE
+    sqlite_times: bool = False  # format each event's time as a SQLite store writes it (ValidEvent)
 
     def pieces(self) -> Iterator[Prepared]:
         """The file's rows prepared, in pieces of at most `piece_size` rows: few raw rows in memory at a time.
@@ -214,6 +217,16 @@ class ReadingJob:
                 yield Prepared(rows, batch.received_at, counter.position, complete=True)
 
     def _prepared_rows(self, counter: ByteCounter, batch: _BatchState) -> Iterator[PreparedRow]:
+        rows = self._read_rows(counter, batch)
+        if not self.sqlite_times:
+            yield from rows
+            return
+        for row in rows:
+            if type(row.outcome) is ValidEvent:
+                row.outcome.sqlite_occurred_at = sqlite_time(row.outcome.occurred_at)
+            yield row
+
+    def _read_rows(self, counter: ByteCounter, batch: _BatchState) -> Iterator[PreparedRow]:
         if self.file_format == "jsonl" and self.kind == "events":
             yield from self._event_lines(counter, batch)
             return

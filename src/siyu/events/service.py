@@ -213,7 +213,10 @@ def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], re
     # inserts then walk the customer indexes of events, orders and items instead of jumping around.
     events = sorted(events, key=_by_customer_and_time)
     bulk = Bulk(session)
-    stamps = [bulk.ts(e.occurred_at) for e in events]  # each time converted once, for every row it lands in
+    # Each time converted once, for every row it lands in (or already by the importer's reading process).
+    ts = bulk.ts
+    stamps = ([ts(e.occurred_at) for e in events] if bulk.postgres
+              else [e.sqlite_occurred_at or ts(e.occurred_at) for e in events])
     row_ids = _insert_events(bulk, ctx, events, stamps, received_at)
     order_pks = _insert_orders(bulk, ctx, events, stamps)
     needs_recompute = _apply_waiting_refunds(session, ctx, [e.order.order_id for e in events if e.order])
