@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 import siyu.events.validation as validation
@@ -26,6 +26,7 @@ from siyu.db.session import make_engine, transaction
 from siyu.events.decoding import decode_event_line
 from siyu.events.importer import ReadingJob, _pieces_from_child, _whole_batches, import_file
 from siyu.events.models import CustomerCategoryStat, CustomerRollup, Event, Order, Refund
+from siyu.events.rollups import recompute_rollups
 from siyu.events.service import ingest_events
 from siyu.kit import clock
 from siyu.workspaces.service import WorkspaceContext, context_of, create_workspace
@@ -190,6 +191,26 @@ def test_one_batch_many_batches_and_an_import_end_the_same(clean_engine: Engine,
     whole = _state(clean_engine, _ingest(clean_engine, events, len(events)), profiles=False)
     assert _state(clean_engine, _ingest(clean_engine, events, batch), profiles=False) == whole
     assert _state(clean_engine, _import(clean_engine, events, batch, tmp_path, parallel=False), profiles=False) == whole
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(spec, min_size=1, max_size=40), batch=st.integers(1, 12))
+def test_what_ingestion_adds_to_rollups_and_seen_spans_equals_a_rebuild_from_the_records(
+        clean_engine: Engine, tmp_path: Path, specs: list[Any], batch: int) -> None:
+    """Ingestion sums what it stores in memory (several batches to a transaction in an import); a
+    rebuild reads the records. Merges and refunds on the way must not make them disagree."""
+    ws = _import(clean_engine, _stream(specs), batch, tmp_path, parallel=False)
+    added = _state(clean_engine, ws, profiles=False)
+    with transaction(clean_engine) as session:
+        survivors = list(session.scalars(select(Customer).where(Customer.workspace_id == ws,
+                                                                Customer.merged_into_id.is_(None))))
+        recompute_rollups(session, ws, [c.id for c in survivors])
+        seen = {c.id: (clock.ensure_utc(c.first_seen_at), clock.ensure_utc(c.last_seen_at)) for c in survivors}
+        spans = {customer_id: (clock.ensure_utc(first), clock.ensure_utc(last)) for customer_id, first, last in
+                 session.execute(select(Event.customer_id, func.min(Event.occurred_at), func.max(Event.occurred_at))
+                                 .where(Event.workspace_id == ws).group_by(Event.customer_id))}
+    assert _state(clean_engine, ws, profiles=False) == added
+    assert seen == spans
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
