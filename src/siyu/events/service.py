@@ -201,14 +201,18 @@ def _store(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], re
     if len(events) >= ANALYZE_BATCH:
         Bulk(session).refresh_statistics(INGEST_TABLES)
     resolver = BatchResolver(session, ctx, actor=f"ingest:{actor}", known=known)
-    resolver.preload([e.identities for e in events])
-    for event in events:
-        event.customer_ref = resolver.resolve(event.identities, event.occurred_at)
+    identity_lists = [e.identities for e in events]
+    resolver.preload(identity_lists)
+    refs = resolver.resolve_all(identity_lists, [e.occurred_at for e in events])
+    for event, ref in zip(events, refs, strict=True):
+        event.customer_ref = ref
         if event.traits:
-            resolver.add_traits(event.customer_ref, [(event.occurred_at, event.traits)])
+            resolver.add_traits(ref, [(event.occurred_at, event.traits)])
     real = resolver.flush()
+    final_id = resolver.final_id
     for event in events:
-        event.customer_ref = resolver.final_id(event.customer_ref, real)
+        if event.customer_ref < 0 or resolver.alias:  # a stored profile nobody merged stays as it is
+            event.customer_ref = final_id(event.customer_ref, real)
     # Rows in index order (each customer's events by time; stable, so ties keep their order): the
     # inserts then walk the customer indexes of events, orders and items instead of jumping around.
     events = sorted(events, key=_by_customer_and_time)
@@ -235,17 +239,22 @@ _by_customer_and_time = attrgetter("customer_ref", "occurred_at")
 def _publish_ingested(session: Session, ctx: WorkspaceContext, events: list[ValidEvent], row_ids: list[int]) -> None:
     """One `events_ingested` for the batch, and one domain event per event type in it (`order_paid`,
     `check_in`, …) carrying only that type's rows: a subscriber handles a batch, never one job per event."""
+    refs = list(map(_customer_ref, events))
+    types = list(map(_event_type, events))
+    event_types = sorted(set(types))
     publish(session, "events_ingested", {
-        "workspace_id": ctx.id, "event_ids": row_ids, "customer_ids": sorted({e.customer_ref for e in events}),
-        "types": sorted({e.type for e in events})}, workspace_id=ctx.id)
-    by_type: dict[str, tuple[list[int], set[int]]] = {}
-    for row_id, event in zip(row_ids, events, strict=True):
-        ids, customers = by_type.setdefault(event.type, ([], set()))
-        ids.append(row_id)
-        customers.add(event.customer_ref)
-    for event_type, (ids, customers) in sorted(by_type.items()):
-        publish(session, event_type, {"workspace_id": ctx.id, "event_ids": ids, "customer_ids": sorted(customers)},
+        "workspace_id": ctx.id, "event_ids": row_ids, "customer_ids": sorted(set(refs)), "types": event_types},
+        workspace_id=ctx.id)
+    for event_type in event_types:  # a handful of types: one pass over the batch each
+        of_type = [index for index, type_ in enumerate(types) if type_ == event_type]
+        ids = [row_ids[index] for index in of_type]
+        publish(session, event_type, {"workspace_id": ctx.id, "event_ids": ids,
+                                      "customer_ids": sorted({refs[index] for index in of_type})},
                 workspace_id=ctx.id, key=f"{ctx.id}:{ids[0]}")
+
+
+_customer_ref = attrgetter("customer_ref")
+_event_type = attrgetter("type")
 
 
 def _insert_events(bulk: Bulk, ctx: WorkspaceContext, events: list[ValidEvent], stamps: list[Any],
