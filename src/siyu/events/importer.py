@@ -53,13 +53,14 @@ from siyu.workspaces.service import WorkspaceContext
 KINDS = ("events", "customers", "orders")
 # Rows validated and resolved together (what the storing process holds in memory), and rows stored in
 # one transaction, their customers' rollups added once at its end. At 100,000 customers most of them
-# are in every batch, so fewer, larger transactions update far fewer rollups per row. SQLite gains
-# up to a few batches per transaction (its single writer holds the lock that long, about four
-# seconds); its batches are smaller, as a batch's decoded rows take about 1.9 KB each and its
-# page cache is larger (1M events: 15,000-row batches 28.3-32.6 s, 327 MB for the storing process;
-# 30,000 rows 30-32 s, 375 MB). PostgreSQL did best with one larger batch per transaction.
+# are in every batch, so fewer, larger transactions update far fewer rollups per row (and SQLite
+# writes each touched index page to its log once per commit). On SQLite a transaction holds sixteen
+# batches, about eight seconds of the single writer's lock (1M events: 240,000 rows to a transaction
+# 29.0-31.5 s, 120,000 rows 31.7-31.8 s); its batches are small, as a decoded row takes about 1.9 KB
+# (15,000-row batches: the storing process peaks at 327 MB, 375 MB with 30,000, and is no slower).
+# PostgreSQL did best with one larger batch per transaction.
 BATCH = 30_000
-SIZES = {"sqlite": (BATCH // 2, 4 * BATCH), "postgresql": (2 * BATCH, 2 * BATCH)}
+SIZES = {"sqlite": (BATCH // 2, 8 * BATCH), "postgresql": (2 * BATCH, 2 * BATCH)}
 # Smaller files are read in-process: starting the reading process costs about a second.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 PIECE = 2000  # rows the reading process validates and sends at a time
